@@ -1,0 +1,17 @@
+"""Variant registry: VARIANT in the config names one of these."""
+from __future__ import annotations
+
+import importlib
+
+_VARIANTS = {
+    "damsm": "ganstack.variants.damsm:DAMSM",
+}
+
+
+def known_variants() -> list[str]:
+    return sorted(_VARIANTS)
+
+
+def get_variant(name: str):
+    module, cls = _VARIANTS[name].split(":")
+    return getattr(importlib.import_module(module), cls)

@@ -1,0 +1,269 @@
+"""Configuration: the defaults below are the schema.
+
+Keys follow the original AttnGAN / OP-GAN / StackGAN names (upper case, dotted
+groups), so their published cfg files load with at most a ``VARIANT:`` line
+added. A YAML file may inherit another with ``_BASE_: path`` (relative to the
+file); ``--set A.B=value`` overrides win over both. Unknown keys and wrong
+types are errors that name the file, the key and the nearest valid key.
+"""
+from __future__ import annotations
+
+import copy
+import difflib
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import GanstackError
+
+# A value of None means "any type" (paths that may be unset, lists of sizes...).
+DEFAULTS: dict[str, Any] = {
+    "VARIANT": "damsm",
+    "CONFIG_NAME": "",
+    "DATASET_NAME": "shapes",
+    "DATA_DIR": "data/shapes",
+    "OUTPUT_DIR": "output",
+    "RUN_NAME": "",              # output/<RUN_NAME>; derived from the cfg file name when empty
+    "GPU_ID": 0,                 # kept for original cfg files; devices come from train.sh / --device
+    "CUDA": True,                # idem
+    "WORKERS": 2,
+    "SEED": 0,
+    "RNN_TYPE": "LSTM",
+    "B_VALIDATION": False,
+    "TREE": {"BRANCH_NUM": 1, "BASE_SIZE": 64},
+    "TRAIN": {
+        "FLAG": True,
+        "BATCH_SIZE": 48,        # per process; the global batch is this × world size
+        "MAX_EPOCH": 600,
+        "MAX_STEPS": 0,          # > 0 stops after this many optimiser steps (overrides MAX_EPOCH)
+        "SNAPSHOT_INTERVAL": 2000,   # steps between checkpoints
+        "KEEP_CHECKPOINTS": 3,   # the last K periodic checkpoints are kept
+        "LOG_INTERVAL": 50,      # steps between scalar logs
+        "IMAGE_INTERVAL": 500,   # steps between image grids in TensorBoard
+        "DISCRIMINATOR_LR": 2e-4,
+        "GENERATOR_LR": 2e-4,
+        "ENCODER_LR": 2e-4,
+        "LR_SCHEDULE": "none",   # none | exponential (LR_DECAY per epoch, floored at LR_MIN_FACTOR) | linear | cosine
+        "LR_DECAY": 0.98,
+        "LR_MIN_FACTOR": 0.1,
+        "RNN_GRAD_CLIP": 0.25,
+        "GRAD_CLIP": 0.0,        # > 0 clips every other optimizer's gradient norm
+        "PRECISION": "fp32",     # fp32 | bf16 | fp16 (fp16 uses a GradScaler per optimizer)
+        "CHANNELS_LAST": False,
+        "SYNC_BN": False,
+        "EMA_DECAY": 0.999,
+        "FLIP": True,            # random horizontal flip; off for data whose captions name left/right
+        "NET_E": "",
+        "NET_G": "",
+        "B_NET_D": True,
+        "SMOOTH": {"GAMMA1": 5.0, "GAMMA2": 5.0, "GAMMA3": 10.0, "LAMBDA": 1.0},
+    },
+    "GAN": {
+        "DF_DIM": 64, "GF_DIM": 128, "Z_DIM": 100, "CONDITION_DIM": 100, "R_NUM": 2,
+        "B_ATTENTION": True, "B_DCGAN": False,
+    },
+    "TEXT": {
+        "CAPTIONS_PER_IMAGE": 10,
+        "EMBEDDING_DIM": 256,
+        "WORDS_NUM": 18,
+        "WORD_EMB_DIM": 300,
+        "DROPOUT": 0.5,
+        "FC_LAYER": False,       # Linear after the RNN on word and sentence features
+    },
+    "DAMSM": {
+        "IMAGE_ENCODER": "cnn",  # cnn (small, trained from scratch) | inception (frozen, ImageNet weights)
+        "INCEPTION_WEIGHTS": "models/inception_v3_google-0cc3c7bd.pth",
+        "CNN_DIM": 64,
+        "FREEZE_BN": True,       # keep the frozen Inception in eval mode (the original let BN drift)
+    },
+    "EVAL": {
+        "R_PRECISION_RUNS": 10,
+        "R_PRECISION_CANDIDATES": 100,   # 1 true + 99 random captions
+        "SPLIT": "test",
+        "BATCH_SIZE": 100,
+    },
+}
+
+
+class Config(dict):
+    """A nested dict with attribute access: cfg.TRAIN.BATCH_SIZE."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self[name] = value
+
+    def __deepcopy__(self, memo):
+        return Config({k: copy.deepcopy(v, memo) for k, v in self.items()})
+
+    def to_dict(self) -> dict:
+        return {k: v.to_dict() if isinstance(v, Config) else copy.deepcopy(v) for k, v in self.items()}
+
+    def get_path(self, dotted: str) -> Any:
+        node: Any = self
+        for part in dotted.split("."):
+            node = node[part]
+        return node
+
+
+def _wrap(d: dict) -> Config:
+    return Config({k: _wrap(v) if isinstance(v, dict) else v for k, v in d.items()})
+
+
+def _all_keys(schema: dict, prefix: str = "") -> list[str]:
+    keys = []
+    for k, v in schema.items():
+        keys.append(prefix + k)
+        if isinstance(v, dict):
+            keys += _all_keys(v, prefix + k + ".")
+    return keys
+
+
+def _nearest(key: str) -> str:
+    candidates = _all_keys(DEFAULTS)
+    match = difflib.get_close_matches(key, candidates, n=1, cutoff=0.5)
+    if not match:  # compare the last component too: TRAIN.BATCHSIZE -> TRAIN.BATCH_SIZE
+        tails = {c.split(".")[-1]: c for c in candidates}
+        tail = difflib.get_close_matches(key.split(".")[-1], list(tails), n=1, cutoff=0.6)
+        match = [tails[tail[0]]] if tail else []
+    return f"; did you mean {match[0]}?" if match else ""
+
+
+def _check_type(key: str, value: Any, default: Any, source: str) -> Any:
+    """Return `value` converted to the default's type, or raise naming the key."""
+    if default is None or value is None and isinstance(default, str):
+        return value
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+    elif isinstance(default, int):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif isinstance(default, float):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif isinstance(default, str):
+        if isinstance(value, str):
+            return value
+    elif isinstance(default, list):
+        if isinstance(value, list):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return [value]  # OP-GAN's BATCH_SIZE may be a list or a number
+    raise GanstackError(
+        f"{source}: {key} must be {type(default).__name__} (like {default!r}), got {value!r}"
+    )
+
+
+def _merge(base: dict, update: dict, schema: dict, source: str, prefix: str = "") -> None:
+    for key, value in update.items():
+        full = prefix + str(key)
+        if key not in schema:
+            raise GanstackError(f"{source}: unknown key {full}{_nearest(full)}")
+        default = schema[key]
+        if isinstance(default, dict):
+            if not isinstance(value, dict):
+                raise GanstackError(f"{source}: {full} must be a mapping of keys, got {value!r}")
+            _merge(base[key], value, default, source, full + ".")
+        else:
+            base[key] = _check_type(full, value, default, source)
+
+
+def _read_yaml(path: Path, chain: tuple[Path, ...] = ()) -> list[tuple[Path, dict]]:
+    """The YAML at `path` and its _BASE_ ancestors, oldest first."""
+    if not path.is_file():
+        raise GanstackError(f"{path}: config file not found")
+    if path.resolve() in chain:
+        raise GanstackError(f"{path}: _BASE_ chain loops back to itself")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise GanstackError(f"{path}:{where} bad YAML ({getattr(e, 'problem', e)})") from None
+    if not isinstance(data, dict):
+        raise GanstackError(f"{path}: a config must be a mapping of KEY: value, got {type(data).__name__}")
+    layers = []
+    base = data.pop("_BASE_", None)
+    if base:
+        layers += _read_yaml((path.parent / base), chain + (path.resolve(),))
+    return layers + [(path, data)]
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """`A.B=value` -> ("A.B", YAML-parsed value)."""
+    if "=" not in text:
+        raise GanstackError(f"--set {text!r}: expected KEY=VALUE, e.g. --set TRAIN.BATCH_SIZE=16")
+    key, raw = text.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.strip(), value
+
+
+def _nest(key: str, value: Any) -> dict:
+    out: Any = value
+    for part in reversed(key.split(".")):
+        out = {part: out}
+    return out
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Defaults, then the YAML file (with its _BASE_ chain), then --set overrides."""
+    cfg = copy.deepcopy(DEFAULTS)
+    if path is not None:
+        for layer_path, data in _read_yaml(Path(path)):
+            _merge(cfg, data, DEFAULTS, str(layer_path))
+    for text in overrides:
+        key, value = parse_override(text)
+        _merge(cfg, _nest(key, value), DEFAULTS, f"--set {key}")
+    cfg = _wrap(cfg)
+    if not cfg.RUN_NAME:
+        cfg.RUN_NAME = _default_run_name(path)
+    validate(cfg)
+    return cfg
+
+
+def _default_run_name(path: str | Path | None) -> str:
+    if path is None:
+        return "default"
+    p = Path(path)
+    return f"{p.parent.name}_{p.stem}" if p.parent.name not in ("", ".", "cfg") else p.stem
+
+
+_CHOICES = {
+    "TRAIN.PRECISION": ("fp32", "bf16", "fp16"),
+    "TRAIN.LR_SCHEDULE": ("none", "exponential", "linear", "cosine"),
+    "RNN_TYPE": ("LSTM", "GRU"),
+    "DAMSM.IMAGE_ENCODER": ("cnn", "inception"),
+}
+_POSITIVE = ("TRAIN.BATCH_SIZE", "TREE.BASE_SIZE", "TREE.BRANCH_NUM", "TEXT.WORDS_NUM",
+             "TEXT.CAPTIONS_PER_IMAGE", "TEXT.EMBEDDING_DIM", "TRAIN.SNAPSHOT_INTERVAL",
+             "TRAIN.LOG_INTERVAL", "TRAIN.KEEP_CHECKPOINTS")
+
+
+def validate(cfg: Config) -> None:
+    for key, choices in _CHOICES.items():
+        if cfg.get_path(key) not in choices:
+            raise GanstackError(f"config: {key}={cfg.get_path(key)!r} is not one of {', '.join(choices)}")
+    for key in _POSITIVE:
+        value = cfg.get_path(key)
+        if isinstance(value, (int, float)) and value <= 0:
+            raise GanstackError(f"config: {key} must be > 0, got {value}")
+    if cfg.TEXT.EMBEDDING_DIM % 2:
+        raise GanstackError(f"config: TEXT.EMBEDDING_DIM must be even (two RNN directions), got {cfg.TEXT.EMBEDDING_DIM}")
+    from .variants import known_variants  # late: variants import this module
+    if cfg.VARIANT not in known_variants():
+        match = difflib.get_close_matches(cfg.VARIANT, known_variants(), n=1)
+        hint = f"; did you mean {match[0]}?" if match else ""
+        raise GanstackError(f"config: VARIANT={cfg.VARIANT!r} is not one of {', '.join(known_variants())}{hint}")
+
+
+def dump_config(cfg: Config) -> str:
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)

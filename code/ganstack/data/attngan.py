@@ -1,0 +1,164 @@
+"""Reader of AttnGAN's on-disk layout (CUB birds, COCO, and our shapes).
+
+DATA_DIR/
+  captions.pickle                 built from text/ when missing (data/text.py)
+  {train,test}/filenames.pickle   image keys
+  {train,test}/class_info.pickle  optional class id per key (else one id per image, as COCO)
+  text/<key>.txt                  captions, one per line
+  images/<key>.jpg                COCO / shapes
+  CUB_200_2011/images/<key>.jpg   birds, cropped to 1.5x the bounding box
+  CUB_200_2011/{images,bounding_boxes}.txt
+
+Every random choice of a sample (caption, crop, flip, word subset) comes from
+a seed the sampler passes with the index, so a sample is the same whatever the
+worker count and after resuming.
+"""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..errors import GanstackError
+from .pickles import load_pickle
+from .text import CaptionSet, load_or_build_captions, pad_caption
+
+
+def load_keys(data_dir: Path, split: str) -> list[str]:
+    path = data_dir / split / "filenames.pickle"
+    if not path.is_file():
+        raise GanstackError(f"{path}: not found; DATA_DIR={data_dir} is not an AttnGAN-layout dataset "
+                            "(run `ganstack prepare shapes` or point DATA_DIR at the data)")
+    keys = load_pickle(path)
+    return [str(k) for k in keys]
+
+
+def load_class_ids(data_dir: Path, split: str, n: int) -> np.ndarray:
+    path = data_dir / split / "class_info.pickle"
+    if not path.is_file():
+        return np.arange(n)
+    ids = np.asarray(load_pickle(path), dtype=np.int64)
+    if len(ids) != n:
+        raise GanstackError(f"{path}: has {len(ids)} class ids for {n} images in filenames.pickle")
+    return ids
+
+
+def load_cub_boxes(cub_dir: Path) -> dict[str, list[float]]:
+    """key (class/name without .jpg) -> [x, y, w, h] in pixels."""
+    names = (cub_dir / "images.txt").read_text().split("\n")
+    boxes = (cub_dir / "bounding_boxes.txt").read_text().split("\n")
+    names = dict(line.split()[:2] for line in names if line.strip())
+    out = {}
+    for line in boxes:
+        parts = line.split()
+        if parts:
+            out[names[parts[0]].rsplit(".", 1)[0]] = [float(v) for v in parts[1:5]]
+    return out
+
+
+def crop_to_box(img: Image.Image, box: list[float]) -> Image.Image:
+    """AttnGAN's birds crop: a square of 1.5x the box's longer side around its centre."""
+    w, h = img.size
+    r = int(max(box[2], box[3]) * 0.75)
+    cx, cy = int((2 * box[0] + box[2]) / 2), int((2 * box[1] + box[3]) / 2)
+    return img.crop((max(0, cx - r), max(0, cy - r), min(w, cx + r), min(h, cy + r)))
+
+
+def to_tensor(img: Image.Image) -> torch.Tensor:
+    """PIL RGB -> float tensor in [-1, 1], CHW."""
+    arr = torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1)
+    return arr.float().div_(127.5).sub_(1.0)
+
+
+class TextImageDataset(torch.utils.data.Dataset):
+    """Images with their captions; one random caption of the image per sample.
+
+    Items are ``(index, seed)`` pairs from data.sampler (a plain int index uses
+    seed 0 and no augmentation randomness across calls).
+    """
+
+    def __init__(self, data_dir: str | Path, split: str, *, image_sizes: list[int], words_num: int,
+                 captions_per_image: int, augment: bool, flip: bool, captions: CaptionSet | None = None):
+        self.data_dir = Path(data_dir)
+        if not self.data_dir.is_dir():
+            raise GanstackError(f"DATA_DIR={self.data_dir}: folder not found")
+        self.split = split
+        self.keys = load_keys(self.data_dir, split)
+        self.class_ids = load_class_ids(self.data_dir, split, len(self.keys))
+        if captions is None:
+            other = load_keys(self.data_dir, "test" if split == "train" else "train")
+            train_keys, test_keys = (self.keys, other) if split == "train" else (other, self.keys)
+            captions = load_or_build_captions(self.data_dir, train_keys, test_keys, captions_per_image)
+        self.captions = captions
+        self.split_captions = captions.split(split)
+        self.captions_per_image = captions_per_image
+        self.image_sizes = list(image_sizes)
+        self.words_num = words_num
+        self.augment, self.flip = augment, flip
+        cub = self.data_dir / "CUB_200_2011"
+        self.boxes = load_cub_boxes(cub) if (cub / "bounding_boxes.txt").is_file() else None
+        self.image_dir = cub / "images" if self.boxes is not None else self.data_dir / "images"
+
+    @property
+    def vocab(self):
+        return self.captions.vocab
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def image_path(self, index: int) -> Path:
+        return self.image_dir / f"{self.keys[index]}.jpg"
+
+    def load_images(self, index: int, rng: np.random.Generator) -> list[torch.Tensor]:
+        """One tensor per image size (AttnGAN's per-branch pyramid)."""
+        img = Image.open(self.image_path(index)).convert("RGB")
+        if self.boxes is not None:
+            img = crop_to_box(img, self.boxes[self.keys[index]])
+        top = self.image_sizes[-1]
+        if self.augment:  # resize to 76/64 of the size, random crop, random flip
+            load = int(top * 76 / 64)
+            img = img.resize((load, load), Image.BILINEAR)
+            x, y = rng.integers(0, load - top + 1, size=2)
+            img = img.crop((int(x), int(y), int(x) + top, int(y) + top))
+            if self.flip and rng.random() < 0.5:
+                img = img.transpose(Image.FLIP_LEFT_RIGHT)
+        elif img.size != (top, top):
+            img = img.resize((top, top), Image.BILINEAR)
+        return [to_tensor(img if s == top else img.resize((s, s), Image.BILINEAR)) for s in self.image_sizes]
+
+    def caption(self, index: int, rng: np.random.Generator) -> tuple[np.ndarray, int, int]:
+        sent = int(rng.integers(self.captions_per_image)) if self.augment else 0
+        ids, length = pad_caption(self.split_captions[index * self.captions_per_image + sent], self.words_num, rng)
+        return ids, length, sent
+
+    def __getitem__(self, item):
+        index, seed = item if isinstance(item, tuple) else (item, 0)
+        rng = np.random.default_rng(seed)
+        try:
+            images = self.load_images(index, rng)
+        except (OSError, ValueError, SyntaxError) as e:
+            # A damaged file must not kill an epoch: collate drops it and counts it.
+            warnings.warn(f"{self.image_path(index)}: unreadable image skipped ({e})", stacklevel=2)
+            return None
+        ids, length, sent = self.caption(index, rng)
+        return {"images": images, "caption": torch.from_numpy(ids), "cap_len": length,
+                "class_id": int(self.class_ids[index]), "index": index, "sent_ix": sent}
+
+
+def collate(samples: list) -> dict:
+    """Stack samples, dropping unreadable ones (None) and counting them in 'skipped'."""
+    good = [s for s in samples if s is not None]
+    if not good:
+        return {"skipped": len(samples), "size": 0}
+    return {
+        "images": [torch.stack([s["images"][i] for s in good]) for i in range(len(good[0]["images"]))],
+        "caption": torch.stack([s["caption"] for s in good]),
+        "cap_len": torch.tensor([s["cap_len"] for s in good]),
+        "class_id": torch.tensor([s["class_id"] for s in good]),
+        "index": torch.tensor([s["index"] for s in good]),
+        "skipped": len(samples) - len(good),
+        "size": len(good),
+    }

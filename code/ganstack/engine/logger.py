@@ -1,0 +1,73 @@
+"""Training logs: TensorBoard event files in the run folder, and a terminal view
+(a tqdm bar on terminals, plain lines otherwise). Only rank 0 logs."""
+from __future__ import annotations
+
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+
+
+class Logger:
+    def __init__(self, run_dir: Path, *, enabled: bool, total_steps: int, start_step: int, interval: int):
+        self.enabled = enabled
+        self.interval = interval
+        self.sums: dict[str, float] = defaultdict(float)
+        self.count = 0
+        self.writer = None
+        self.bar = None
+        if not enabled:
+            return
+        from torch.utils.tensorboard import SummaryWriter  # import cost only on rank 0
+        self.writer = SummaryWriter(log_dir=str(run_dir))
+        if sys.stderr.isatty():
+            from tqdm import tqdm
+            self.bar = tqdm(total=total_steps, initial=start_step, unit="step", dynamic_ncols=True)
+        self.last_time = time.perf_counter()
+
+    def text(self, tag: str, text: str, step: int = 0) -> None:
+        if self.writer:
+            self.writer.add_text(tag, text, step)
+
+    def info(self, message: str) -> None:
+        if not self.enabled:
+            return
+        if self.bar is not None:
+            self.bar.write(message)
+        else:
+            print(message, flush=True)
+
+    def accumulate(self, scalars: dict[str, float]) -> None:
+        for k, v in scalars.items():
+            self.sums[k] += v
+        self.count += 1
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def flush_scalars(self, step: int, extra: dict[str, float]) -> None:
+        """Write the means since the last flush plus `extra` (lrs, speed)."""
+        if not self.enabled or self.count == 0:
+            return
+        means = {k: v / self.count for k, v in self.sums.items()}
+        means.update(extra)
+        for k, v in means.items():
+            self.writer.add_scalar(k, v, step)
+        shown = "  ".join(f"{k.split('/')[-1]} {v:.4g}" for k, v in means.items())
+        if self.bar is not None:
+            self.bar.set_postfix_str(shown, refresh=False)
+        else:
+            print(f"step {step}  {shown}", flush=True)
+        self.sums.clear()
+        self.count = 0
+
+    def images(self, tag: str, grid: torch.Tensor, step: int) -> None:
+        if self.writer:
+            self.writer.add_image(tag, grid, step)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        if self.writer:
+            self.writer.close()

@@ -1,0 +1,74 @@
+"""The optimizer helper the trainer hands to a variant's train_step.
+
+``opt.update("D", loss)`` does backward, gradient (un)scaling for fp16,
+clipping and the optimizer step; ``with opt.autocast():`` wraps forward passes
+in the run's precision. A non-finite loss raises NonFiniteLoss naming it.
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+
+import torch
+
+from ..errors import GanstackError
+
+
+class NonFiniteLoss(GanstackError):
+    pass
+
+
+@dataclass
+class OptimizerSpec:
+    optimizer: torch.optim.Optimizer
+    clip_params: list = field(default_factory=list)  # parameters whose grad norm is clipped
+    clip_norm: float = 0.0                            # 0 = no clipping
+
+
+_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class Updater:
+    def __init__(self, specs: dict[str, OptimizerSpec], precision: str, device: torch.device):
+        self.specs = specs
+        self.device = device
+        self.dtype = _DTYPES[precision]
+        self.step = 0
+        use_scaler = precision == "fp16"
+        self.scalers = {name: torch.amp.GradScaler(device.type, enabled=use_scaler) for name in specs}
+        self.base_lrs = {name: [g["lr"] for g in s.optimizer.param_groups] for name, s in specs.items()}
+
+    def autocast(self):
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.dtype)
+
+    def update(self, name: str, loss: torch.Tensor) -> None:
+        if not torch.isfinite(loss.detach()).all():
+            raise NonFiniteLoss(f"loss for optimizer {name} is {loss.item()} at step {self.step}")
+        spec, scaler = self.specs[name], self.scalers[name]
+        scaler.scale(loss).backward()
+        if spec.clip_norm > 0:
+            scaler.unscale_(spec.optimizer)
+            torch.nn.utils.clip_grad_norm_(spec.clip_params, spec.clip_norm)
+        scaler.step(spec.optimizer)
+        scaler.update()
+        spec.optimizer.zero_grad(set_to_none=True)
+
+    def set_lr_factor(self, factor: float) -> None:
+        for name, spec in self.specs.items():
+            for group, base in zip(spec.optimizer.param_groups, self.base_lrs[name]):
+                group["lr"] = base * factor
+
+    def lrs(self) -> dict[str, float]:
+        return {name: s.optimizer.param_groups[0]["lr"] for name, s in self.specs.items()}
+
+    def state_dict(self) -> dict:
+        return {"optimizers": {n: s.optimizer.state_dict() for n, s in self.specs.items()},
+                "scalers": {n: s.state_dict() for n, s in self.scalers.items()}}
+
+    def load_state_dict(self, state: dict) -> None:
+        for name, spec in self.specs.items():
+            spec.optimizer.load_state_dict(state["optimizers"][name])
+            if state["scalers"].get(name):
+                self.scalers[name].load_state_dict(state["scalers"][name])
