@@ -44,7 +44,8 @@ DEFAULTS: dict[str, Any] = {
         "DISCRIMINATOR_LR": 2e-4,
         "GENERATOR_LR": 2e-4,
         "ENCODER_LR": 2e-4,
-        "LR_SCHEDULE": "none",   # none | exponential (LR_DECAY per epoch, floored at LR_MIN_FACTOR) | linear | cosine
+        "LR_SCHEDULE": "auto",   # auto (the variant's paper schedule) | none | exponential (LR_DECAY per epoch,
+                                 # floored at LR_MIN_FACTOR) | linear | cosine
         "LR_DECAY": 0.98,
         "LR_MIN_FACTOR": 0.1,
         "RNN_GRAD_CLIP": 0.25,
@@ -147,6 +148,11 @@ def _check_type(key: str, value: Any, default: Any, source: str) -> Any:
     elif isinstance(default, float):
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
     elif isinstance(default, str):
         if isinstance(value, str):
             return value
@@ -239,7 +245,7 @@ def _default_run_name(path: str | Path | None) -> str:
 
 _CHOICES = {
     "TRAIN.PRECISION": ("fp32", "bf16", "fp16"),
-    "TRAIN.LR_SCHEDULE": ("none", "exponential", "linear", "cosine"),
+    "TRAIN.LR_SCHEDULE": ("auto", "none", "exponential", "linear", "cosine"),
     "RNN_TYPE": ("LSTM", "GRU"),
     "DAMSM.IMAGE_ENCODER": ("cnn", "inception"),
 }

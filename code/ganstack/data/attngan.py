@@ -98,6 +98,7 @@ class TextImageDataset(torch.utils.data.Dataset):
         self.image_sizes = list(image_sizes)
         self.words_num = words_num
         self.augment, self.flip = augment, flip
+        self.random_caption = augment  # evaluation sets it to draw one random true caption per image
         cub = self.data_dir / "CUB_200_2011"
         self.boxes = load_cub_boxes(cub) if (cub / "bounding_boxes.txt").is_file() else None
         self.image_dir = cub / "images" if self.boxes is not None else self.data_dir / "images"
@@ -130,9 +131,14 @@ class TextImageDataset(torch.utils.data.Dataset):
         return [to_tensor(img if s == top else img.resize((s, s), Image.BILINEAR)) for s in self.image_sizes]
 
     def caption(self, index: int, rng: np.random.Generator) -> tuple[np.ndarray, int, int]:
-        sent = int(rng.integers(self.captions_per_image)) if self.augment else 0
+        sent = int(rng.integers(self.captions_per_image)) if self.random_caption else 0
         ids, length = pad_caption(self.split_captions[index * self.captions_per_image + sent], self.words_num, rng)
         return ids, length, sent
+
+    def encode(self, caption: str) -> tuple[torch.Tensor, int]:
+        """Free text -> (padded word ids, length), as a training caption is fed."""
+        ids, length = pad_caption(self.vocab.encode(caption), self.words_num, np.random.default_rng(0))
+        return torch.from_numpy(ids), length
 
     def __getitem__(self, item):
         index, seed = item if isinstance(item, tuple) else (item, 0)

@@ -29,8 +29,10 @@ _DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class Updater:
-    def __init__(self, specs: dict[str, OptimizerSpec], precision: str, device: torch.device):
+    def __init__(self, specs: dict[str, OptimizerSpec], precision: str, device: torch.device,
+                 agree=lambda flag: flag):
         self.specs = specs
+        self.agree = agree  # any-rank reduction, so every rank stops on a NaN together
         self.device = device
         self.dtype = _DTYPES[precision]
         self.step = 0
@@ -43,9 +45,12 @@ class Updater:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.dtype)
 
-    def update(self, name: str, loss: torch.Tensor) -> None:
-        if not torch.isfinite(loss.detach()).all():
-            raise NonFiniteLoss(f"loss for optimizer {name} is {loss.item()} at step {self.step}")
+    def update(self, name: str, loss: torch.Tensor, parts: dict[str, torch.Tensor] | None = None) -> None:
+        """Backward, clip and step optimizer `name`; `parts` (the terms of `loss`) name a NaN's source."""
+        if self.agree(not bool(torch.isfinite(loss.detach()).all())):
+            bad = [k for k, v in (parts or {}).items() if not torch.isfinite(v.detach()).all()]
+            what = ", ".join(f"{k}={(parts or {})[k].item()}" for k in bad) or f"total={loss.item()}"
+            raise NonFiniteLoss(f"non-finite loss for optimizer {name} at step {self.step} ({what})")
         spec, scaler = self.specs[name], self.scalers[name]
         scaler.scale(loss).backward()
         if spec.clip_norm > 0:

@@ -5,8 +5,9 @@ A variant subclass implements:
   dataset(split, train)       the dataset it trains and evaluates on
   build(dataset)              fill self.nets and self.optimizers (OptimizerSpec per name)
   train_step(batch, step, opt) one iteration through opt.update(name, loss); returns scalars
-and may implement visuals(batch) (images for TensorBoard), export(folder)
-(files later variants load, e.g. DAMSM encoders) and evaluate(...).
+and may implement visuals(batch) (images, or text, for TensorBoard), export(folder)
+(files later variants load, e.g. DAMSM encoders) and evaluate(split, seed) (the
+metrics `ganstack eval` reports).
 Nets are always reached through self.nets: the trainer may wrap them for DDP.
 """
 from __future__ import annotations
@@ -28,6 +29,8 @@ def unwrap(net: nn.Module) -> nn.Module:
 class Variant:
     name = ""
     ema_nets: tuple[str, ...] = ()   # nets the trainer keeps an EMA copy of
+    lr_schedule = "none"             # what TRAIN.LR_SCHEDULE: auto means for this variant
+    collate = staticmethod(torch.utils.data.default_collate)  # batches of the variant's dataset
 
     def __init__(self, cfg: Config, device: torch.device):
         self.cfg = cfg
@@ -50,6 +53,9 @@ class Variant:
 
     def export(self, folder: Path) -> list[Path]:
         return []
+
+    def evaluate(self, split: str, seed: int) -> dict:
+        return {}
 
     def train(self, mode: bool = True) -> None:
         for net in self.nets.values():

@@ -1,0 +1,302 @@
+"""The shared training loop. Every variant runs on it; none edits it.
+
+The trainer owns devices (CPU, one GPU, torchrun's many), DDP wrapping,
+precision, EMA, learning-rate schedules, checkpoints, resume and logs. The
+variant owns its networks, optimizers and one training step (variants/base.py).
+
+Exact resume: the data order is a pure function of (SEED, epoch) and each
+sample carries its own augmentation seed (data/sampler.py); the checkpoint
+holds every RNG state of every rank plus the position inside the epoch; the
+learning rate is a pure function of progress. So on CPU, stop-and-resume
+reproduces the uninterrupted run bit for bit.
+"""
+from __future__ import annotations
+
+import random
+import shutil
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..config import Config, dump_config
+from ..errors import GanstackError
+from ..io import write_text_atomic
+from ..variants import get_variant
+from ..variants.base import Variant, unwrap
+from . import distributed
+from .checkpoint import latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .ema import EMA
+from .logger import Logger
+from .optim import NonFiniteLoss, Updater
+from .schedule import lr_factor
+from ..data.sampler import ResumableSampler
+
+CHECKPOINT_VERSION = 1
+_EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+
+class Interrupted(Exception):
+    """Raised after the stop checkpoint is written; carries the shell exit code."""
+
+    def __init__(self, signum: int, path: Path | None):
+        super().__init__(f"stopped by {signal.Signals(signum).name}; checkpoint {path}")
+        self.exit_code = _EXIT_CODES.get(signum, 1)
+
+
+def run_dir_of(cfg: Config) -> Path:
+    return Path(cfg.OUTPUT_DIR) / cfg.RUN_NAME
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+class Trainer:
+    def __init__(self, cfg: Config, *, device: str = "auto", resume: str | None = None, restart: bool = False):
+        self.cfg = cfg
+        self.env = distributed.setup(device)
+        self.run_dir = run_dir_of(cfg)
+        self.ckpt_dir = self.run_dir / "checkpoints"
+        self.stop_signal: int | None = None
+        if restart and self.env.is_main:
+            self._set_aside_old_run()
+        distributed.barrier(self.env)
+
+        seed_everything(cfg.SEED)  # same initial weights on every rank
+        self.variant: Variant = get_variant(cfg.VARIANT)(cfg, self.env.device)
+        self.dataset = self.variant.dataset("train", train=True)
+        self.variant.build(self.dataset)
+        self._place_nets()
+        self.ema = EMA({n: unwrap(self.variant.nets[n]) for n in self.variant.ema_nets}, cfg.TRAIN.EMA_DECAY)
+        self.variant.ema = self.ema.nets
+        self.updater = Updater(self.variant.optimizers, cfg.TRAIN.PRECISION, self.env.device,
+                               agree=lambda flag: distributed.any_rank(self.env, flag))
+        seed_everything(cfg.SEED + 1000003 * self.env.rank)  # per-rank dropout / noise streams
+
+        self.batch_size = cfg.TRAIN.BATCH_SIZE
+        per_rank = -(-len(self.dataset) // self.env.world)
+        self.steps_per_epoch = per_rank // self.batch_size
+        if self.steps_per_epoch == 0:
+            raise GanstackError(f"TRAIN.BATCH_SIZE={self.batch_size} is larger than the {per_rank} training "
+                                f"images each process gets from {cfg.DATA_DIR}: lower TRAIN.BATCH_SIZE")
+        self.total_steps = cfg.TRAIN.MAX_STEPS or cfg.TRAIN.MAX_EPOCH * self.steps_per_epoch
+        self.step = self.epoch = self.pos = 0
+        self.resumed_from = self._resume(resume)
+
+    # ----------------------------------------------------------------- set-up
+    def _set_aside_old_run(self) -> None:
+        """--restart never deletes: the old run folder is renamed with a time stamp."""
+        if self.run_dir.exists():
+            aside = self.run_dir.with_name(f"{self.run_dir.name}.{time.strftime('%Y%m%d-%H%M%S')}")
+            shutil.move(str(self.run_dir), str(aside))
+            print(f"--restart: previous run moved to {aside}", flush=True)
+
+    def _place_nets(self) -> None:
+        cfg, env = self.cfg, self.env
+        for name, net in self.variant.nets.items():
+            net.to(env.device)
+            if cfg.TRAIN.CHANNELS_LAST and env.device.type == "cuda":
+                net.to(memory_format=torch.channels_last)
+            trainable = any(p.requires_grad for p in net.parameters())
+            if env.distributed and trainable:
+                if cfg.TRAIN.SYNC_BN:
+                    net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
+                ids = [env.device.index] if env.device.type == "cuda" else None
+                net = nn.parallel.DistributedDataParallel(net, device_ids=ids)
+            self.variant.nets[name] = net
+
+    def _resume(self, explicit: str | None) -> Path | None:
+        path = Path(explicit) if explicit else latest_checkpoint(self.ckpt_dir)
+        if path is None:
+            return None
+        state = load_checkpoint(path)
+        if state.get("variant") != self.cfg.VARIANT:
+            raise GanstackError(f"{path}: checkpoint of variant {state.get('variant')!r}, but the config says "
+                                f"VARIANT={self.cfg.VARIANT!r}; use --restart or another RUN_NAME")
+        for name, net in self.variant.nets.items():
+            try:
+                unwrap(net).load_state_dict(state["nets"][name])
+            except (KeyError, RuntimeError) as e:
+                first = str(e).strip().splitlines()[0]
+                raise GanstackError(f"{path}: network {name} does not match the config ({first}); "
+                                    f"resume with the config it was trained with, or use --restart") from None
+        self.ema.load_state_dict(state["ema"])
+        self.updater.load_state_dict(state["updater"])
+        self.step, self.epoch, self.pos = state["step"], state["epoch"], state["pos"]
+        rngs = state["rng"]
+        if len(rngs) != self.env.world or state.get("batch_size") != self.batch_size:
+            print(f"warning: {path} was written by {len(rngs)} process(es) with batch {state.get('batch_size')}; "
+                  f"resuming with {self.env.world} x {self.batch_size} continues, but not bit-identically",
+                  flush=True)
+            self.pos = min(self.pos * state.get("batch_size", self.batch_size) // self.batch_size,
+                           self.steps_per_epoch)
+        else:
+            set_rng_state(rngs[self.env.rank])
+        return path
+
+    # ------------------------------------------------------------ checkpoints
+    def _state(self) -> dict:
+        rngs = distributed.gather_objects(self.env, rng_state())
+        return {
+            "version": CHECKPOINT_VERSION,
+            "variant": self.cfg.VARIANT,
+            "step": self.step, "epoch": self.epoch, "pos": self.pos,
+            "batch_size": self.batch_size,
+            "nets": {n: unwrap(net).state_dict() for n, net in self.variant.nets.items()},
+            "ema": self.ema.state_dict(),
+            "updater": self.updater.state_dict(),
+            "rng": rngs,
+            "config": self.cfg.to_dict(),
+        }
+
+    def save(self) -> Path | None:
+        state = self._state()  # collective: every rank takes part
+        path = None
+        if self.env.is_main:
+            path = save_checkpoint(state, self.ckpt_dir, self.step, self.cfg.TRAIN.KEEP_CHECKPOINTS)
+            self.variant.export(self.run_dir)
+        distributed.barrier(self.env)
+        return path
+
+    # ------------------------------------------------------------------- loop
+    def _loader(self) -> torch.utils.data.DataLoader:
+        sampler = ResumableSampler(len(self.dataset), seed=self.cfg.SEED, epoch=self.epoch,
+                                   rank=self.env.rank, world=self.env.world, start=self.pos * self.batch_size)
+        # The loader's own generator keeps worker seeding off the global RNG stream.
+        gen = torch.Generator().manual_seed(self.cfg.SEED + self.epoch)
+        return torch.utils.data.DataLoader(
+            self.dataset, batch_size=self.batch_size, sampler=sampler, drop_last=True,
+            num_workers=self.cfg.WORKERS, collate_fn=self.variant.collate,
+            generator=gen, pin_memory=self.env.device.type == "cuda", worker_init_fn=_ignore_sigint)
+
+    def _on_signal(self, signum, frame) -> None:
+        self.stop_signal = signum
+
+    def _write_run_header(self, logger: Logger) -> None:
+        text = dump_config(self.cfg)
+        if self.env.is_main:
+            write_text_atomic(self.run_dir / "config.yml", text)
+        logger.text("config", "```\n" + text + "\n```", self.step)
+        g = self.batch_size * self.env.world
+        logger.info(f"{self.cfg.VARIANT}: {len(self.dataset)} training images, batch {self.batch_size} x "
+                    f"{self.env.world} process(es) = {g}, {self.steps_per_epoch} steps/epoch, "
+                    f"{self.total_steps} steps, device {self.env.device}, {self.cfg.TRAIN.PRECISION}; "
+                    f"run folder {self.run_dir}"
+                    + (f"; resumed from {self.resumed_from} at step {self.step}" if self.resumed_from else ""))
+
+    def fit(self) -> Path:
+        """Train to the end (or to a stop signal); returns the run folder."""
+        cfg, env = self.cfg, self.env
+        logger = Logger(self.run_dir, enabled=env.is_main, total_steps=self.total_steps,
+                        start_step=self.step, interval=cfg.TRAIN.LOG_INTERVAL)
+        previous = {s: signal.signal(s, self._on_signal) for s in _EXIT_CODES}
+        try:
+            self._write_run_header(logger)
+            self._loop(logger)
+            if self.stop_signal is None:
+                path = self.save()
+                logger.info(f"finished at step {self.step}; checkpoint {path}")
+        except NonFiniteLoss as e:
+            last = latest_checkpoint(self.ckpt_dir)
+            raise GanstackError(f"{e}; training stopped, last good checkpoint: {last or 'none yet'}") from None
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+            logger.close()
+        return self.run_dir
+
+    def _loop(self, logger: Logger) -> None:
+        cfg, env = self.cfg, self.env
+        self.variant.train(True)
+        images_seen, busy, data_wait, skipped = 0, 0.0, 0.0, 0
+        while self.step < self.total_steps:
+            batches = iter(self._loader())
+            while self.step < self.total_steps:
+                t0 = time.perf_counter()
+                batch = next(batches, None)
+                t1 = time.perf_counter()
+                if batch is None:  # epoch exhausted
+                    self.epoch, self.pos = self.epoch + 1, 0
+                    break
+                self.pos += 1
+                skipped += batch.get("skipped", 0)
+                if batch.get("size", 1) == 0:
+                    continue
+                self._set_lr()
+                self.updater.step = self.step
+                scalars = self.variant.train_step(_to_device(batch, env.device), self.step, self.updater)
+                self.ema.update({n: unwrap(self.variant.nets[n]) for n in self.variant.ema_nets})
+                self.step += 1
+                t2 = time.perf_counter()
+                images_seen += batch.get("size", self.batch_size) * env.world
+                busy, data_wait = busy + (t2 - t0), data_wait + (t1 - t0)
+                logger.accumulate(scalars)
+                if self.step % cfg.TRAIN.LOG_INTERVAL == 0 or self.step == self.total_steps:
+                    extra = {f"lr/{k}": v for k, v in self.updater.lrs().items()}
+                    extra.update({"speed/images_per_sec": images_seen / max(busy, 1e-9),
+                                  "speed/data_time_fraction": data_wait / max(busy, 1e-9),
+                                  "data/skipped_images": float(skipped), "epoch": float(self.epoch)})
+                    logger.flush_scalars(self.step, extra)
+                    images_seen, busy, data_wait = 0, 0.0, 0.0
+                if env.is_main and self.step % cfg.TRAIN.IMAGE_INTERVAL == 0:
+                    self._log_visuals(logger, batch)
+                if distributed.any_rank(env, self.stop_signal is not None):
+                    self._stop(logger)
+                if self.step % cfg.TRAIN.SNAPSHOT_INTERVAL == 0 and self.step < self.total_steps:
+                    self.save()
+
+    def _stop(self, logger: Logger) -> None:
+        signum = self.stop_signal or signal.SIGTERM  # another rank may have received it
+        self.stop_signal = signum
+        path = self.save()
+        logger.info(f"{signal.Signals(signum).name} received: checkpoint {path} written at step "
+                    f"{self.step}; run the same command again to resume")
+        raise Interrupted(signum, path)
+
+    def _set_lr(self) -> None:
+        t = self.cfg.TRAIN
+        kind = self.variant.lr_schedule if t.LR_SCHEDULE == "auto" else t.LR_SCHEDULE
+        self.updater.set_lr_factor(lr_factor(kind, epoch=self.epoch, step=self.step,
+                                             total_steps=self.total_steps, decay=t.LR_DECAY,
+                                             min_factor=t.LR_MIN_FACTOR))
+
+    def _log_visuals(self, logger: Logger, batch: dict) -> None:
+        self.variant.train(False)
+        with torch.no_grad():
+            visuals = self.variant.visuals(_to_device(batch, self.env.device))
+        self.variant.train(True)
+        for tag, value in visuals.items():
+            if isinstance(value, str):
+                logger.text(tag, value, self.step)
+            else:
+                logger.images(tag, value.float().cpu(), self.step)
+
+
+def _ignore_sigint(_worker_id: int) -> None:
+    # Ctrl-C reaches the whole process group; workers keep serving until the
+    # main process has written its stop checkpoint.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _to_device(batch, device: torch.device):
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, dict):
+        return {k: _to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, list):
+        return [_to_device(v, device) for v in batch]
+    return batch
+
+
+def train(cfg: Config, *, device: str = "auto", resume: str | None = None, restart: bool = False) -> Path:
+    trainer = Trainer(cfg, device=device, resume=resume, restart=restart)
+    try:
+        return trainer.fit()
+    finally:
+        distributed.teardown()

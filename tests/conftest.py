@@ -1,0 +1,113 @@
+"""Small datasets written in the original on-disk formats (nothing is downloaded)."""
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220), "yellow": (230, 220, 30)}
+SHAPES = ("square", "bar")
+
+
+def _scene(rng: np.random.Generator, size: int) -> tuple[Image.Image, str, str]:
+    colour, shape = rng.choice(list(COLOURS)), rng.choice(SHAPES)
+    img = Image.new("RGB", (size, size), (128, 128, 128))
+    s = size // 3
+    x, y = rng.integers(0, size - s, size=2)
+    w = s if shape == "square" else s // 3
+    img.paste(COLOURS[colour], (int(x), int(y), int(x) + w, int(y) + s))
+    return img, colour, shape
+
+
+def _captions(rng, colour, shape, n) -> str:
+    forms = ["a {c} {s}", "there is a {c} {s}", "one {c} {s} on grey", "the {s} is {c}", "a picture of a {c} {s}"]
+    return "\n".join(forms[i % len(forms)].format(c=colour, s=shape) for i in range(n)) + "\n"
+
+
+def write_coco(root: Path, n_train=24, n_test=8, size=40, seed=0) -> Path:
+    """AttnGAN's COCO layout: images/<key>.jpg, text/<key>.txt (5 captions), {split}/filenames.pickle."""
+    rng = np.random.default_rng(seed)
+    (root / "images").mkdir(parents=True)
+    (root / "text").mkdir()
+    for split, n in (("train", n_train), ("test", n_test)):
+        keys = [f"COCO_{split}2014_{i:012d}" for i in range(n)]
+        for key in keys:
+            img, colour, shape = _scene(rng, size)
+            img.save(root / "images" / f"{key}.jpg", quality=95)
+            (root / "text" / f"{key}.txt").write_text(_captions(rng, colour, shape, 5))
+        (root / split).mkdir()
+        with open(root / split / "filenames.pickle", "wb") as f:
+            pickle.dump(keys, f, protocol=2)
+    return root
+
+
+def py2_pickle_of_strings(items: list[str]) -> bytes:
+    """A list of str pickled exactly as Python 2's cPickle (protocol 2, SHORT_BINSTRING)."""
+    body = b"".join(b"U" + bytes([len(s)]) + s.encode("latin1") + b"q" + bytes([i + 1])
+                    for i, s in enumerate(items))
+    return b"\x80\x02]q\x00(" + body + b"e."
+
+
+def write_cub(root: Path, n_train=12, n_test=6, size=60, seed=1) -> Path:
+    """AttnGAN's birds layout, with Python 2 pickles and CUB bounding boxes."""
+    rng = np.random.default_rng(seed)
+    cub = root / "CUB_200_2011"
+    (cub / "images").mkdir(parents=True)
+    (root / "text").mkdir()
+    lines, boxes, index = [], [], 1
+    for split, n in (("train", n_train), ("test", n_test)):
+        keys, classes = [], []
+        for i in range(n):
+            cls = 1 + i % 3
+            key = f"{cls:03d}.Bird_{cls}/Bird_{cls}_{split}_{i:04d}"
+            (cub / "images" / key.split("/")[0]).mkdir(exist_ok=True)
+            (root / "text" / key.split("/")[0]).mkdir(exist_ok=True)
+            img, colour, shape = _scene(rng, size)
+            img.save(cub / "images" / f"{key}.jpg", quality=95)
+            (root / "text" / f"{key}.txt").write_text(_captions(rng, colour, shape, 10))
+            lines.append(f"{index} {key}.jpg")
+            boxes.append(f"{index} 10.0 12.0 30.0 20.0")
+            keys.append(key)
+            classes.append(cls)
+            index += 1
+        (root / split).mkdir()
+        (root / split / "filenames.pickle").write_bytes(py2_pickle_of_strings(keys))
+        with open(root / split / "class_info.pickle", "wb") as f:
+            pickle.dump(classes, f, protocol=2)
+    (cub / "images.txt").write_text("\n".join(lines) + "\n")
+    (cub / "bounding_boxes.txt").write_text("\n".join(boxes) + "\n")
+    return root
+
+
+@pytest.fixture
+def coco_dir(tmp_path) -> Path:
+    return write_coco(tmp_path / "coco")
+
+
+@pytest.fixture
+def cub_dir(tmp_path) -> Path:
+    return write_cub(tmp_path / "birds")
+
+
+def tiny_damsm_cfg(tmp_path: Path, data_dir: Path, **extra: str) -> Path:
+    """A DAMSM config small enough to train a few steps in seconds."""
+    lines = [
+        f"_BASE_: {ROOT / 'cfg/damsm/_base.yml'}",
+        "DATASET_NAME: coco",
+        f"DATA_DIR: {data_dir}",
+        f"OUTPUT_DIR: {tmp_path / 'output'}",
+        "RUN_NAME: tiny",
+        "WORKERS: 0",
+        "TREE: {BASE_SIZE: 32}",
+        "TRAIN: {BATCH_SIZE: 6, MAX_STEPS: 8, SNAPSHOT_INTERVAL: 100, LOG_INTERVAL: 1, IMAGE_INTERVAL: 4}",
+        "TEXT: {CAPTIONS_PER_IMAGE: 5, WORDS_NUM: 8, EMBEDDING_DIM: 32, WORD_EMB_DIM: 16}",
+        "DAMSM: {IMAGE_ENCODER: cnn, CNN_DIM: 8}",
+        "EVAL: {R_PRECISION_CANDIDATES: 4, R_PRECISION_RUNS: 3}",
+    ]
+    path = tmp_path / "tiny.yml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
