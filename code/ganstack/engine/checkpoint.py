@@ -37,6 +37,13 @@ def latest_checkpoint(folder: Path) -> Path | None:
     return found[-1] if found else None
 
 
+def remove_partial(folder: Path) -> None:
+    """Delete temporary files a killed writer left behind (complete checkpoints are untouched)."""
+    if folder.is_dir():
+        for p in folder.glob(".checkpoint_*.tmp"):
+            p.unlink(missing_ok=True)
+
+
 def save_checkpoint(state: dict, folder: Path, step: int, keep: int) -> Path:
     path = checkpoint_path(folder, step)
     with atomic_path(path) as tmp:

@@ -28,7 +28,8 @@ from ..io import write_text_atomic
 from ..variants import get_variant
 from ..variants.base import Variant, unwrap
 from . import distributed
-from .checkpoint import latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .checkpoint import (latest_checkpoint, load_checkpoint, remove_partial, rng_state, save_checkpoint,
+                         set_rng_state)
 from .ema import EMA
 from .logger import Logger
 from .optim import NonFiniteLoss, Updater
@@ -112,6 +113,8 @@ class Trainer:
             self.variant.nets[name] = net
 
     def _resume(self, explicit: str | None) -> Path | None:
+        if self.env.is_main:
+            remove_partial(self.ckpt_dir)
         path = Path(explicit) if explicit else latest_checkpoint(self.ckpt_dir)
         if path is None:
             return None
@@ -267,10 +270,17 @@ class Trainer:
                                              min_factor=t.LR_MIN_FACTOR))
 
     def _log_visuals(self, logger: Logger, batch: dict) -> None:
+        # Rank 0 alone draws visuals: through the bare modules, because a DDP
+        # forward is a collective (buffer broadcast) the other ranks never join.
+        wrapped = dict(self.variant.nets)
+        self.variant.nets.update({n: unwrap(net) for n, net in wrapped.items()})
         self.variant.train(False)
-        with torch.no_grad():
-            visuals = self.variant.visuals(_to_device(batch, self.env.device))
-        self.variant.train(True)
+        try:
+            with torch.no_grad():
+                visuals = self.variant.visuals(_to_device(batch, self.env.device))
+        finally:
+            self.variant.nets.update(wrapped)
+            self.variant.train(True)
         for tag, value in visuals.items():
             if isinstance(value, str):
                 logger.text(tag, value, self.step)

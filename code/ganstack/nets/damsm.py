@@ -106,10 +106,14 @@ def _load_inception_trunk(weights_path: str | Path, expected: set[str]) -> dict[
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise GanstackError(f"Inception weights file {path} could not be read ({exc}): download "
+        # torch.load's messages can span many lines; the CLI shows one.
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise GanstackError(f"Inception weights file {path} could not be read ({reason}): download "
                             f"torchvision's {INCEPTION_FILE} again and set DAMSM.INCEPTION_WEIGHTS") from None
     trunk = {k: v for k, v in state.items() if k.split(".", 1)[0] in _TRUNK} if isinstance(state, dict) else {}
-    missing = sorted(expected - trunk.keys())
+    # Files written before PyTorch 0.4 (e.g. the inception_v3_google-1a9a5a14.pth AttnGAN
+    # downloaded) have no BatchNorm num_batches_tracked; it is unused in eval mode.
+    missing = sorted(k for k in expected - trunk.keys() if not k.endswith("num_batches_tracked"))
     if missing:
         raise GanstackError(f"Inception weights file {path} is not a torchvision inception_v3 state dict "
                             f"(no {missing[0]}): set DAMSM.INCEPTION_WEIGHTS to torchvision's {INCEPTION_FILE}")
@@ -140,7 +144,13 @@ class InceptionImageEncoder(nn.Module):
             setattr(self, name, getattr(net, name))
         if weights_path is not None:
             expected = {k for k in self.state_dict() if k.split(".", 1)[0] in _TRUNK}
-            self.load_state_dict(_load_inception_trunk(weights_path, expected), strict=False)
+            try:
+                self.load_state_dict(_load_inception_trunk(weights_path, expected), strict=False)
+            except RuntimeError as exc:  # right names, wrong shapes
+                lines = str(exc).strip().splitlines()
+                raise GanstackError(f"Inception weights file {weights_path} does not fit inception_v3 "
+                                    f"({lines[min(1, len(lines) - 1)].strip()}): set "
+                                    f"DAMSM.INCEPTION_WEIGHTS to torchvision's {INCEPTION_FILE}") from None
         for param in self.parameters():
             param.requires_grad_(False)
         self.emb_features = nn.Conv2d(768, nef, kernel_size=1, bias=False)

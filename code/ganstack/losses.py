@@ -1,0 +1,173 @@
+"""Losses shared by the GAN variants.
+
+DAMSM (AttnGAN, Xu et al. 2018, section 3.3)
+--------------------------------------------
+The Deep Attentional Multimodal Similarity Model scores how well an image matches a
+caption at two levels, each turned into a two-way classification over the batch:
+
+* word level: every word attends over the image's regions (``func_attention``); the
+  relevance of the caption to the image is ``log sum_w exp(gamma2 * cos(word_w, context_w))``
+  (``word_similarity``, eq. 10), and ``damsm_word_loss`` asks each image to pick its own
+  caption among the batch's captions and each caption its own image (eq. 11-13);
+* sentence level: the same with the cosine of the global image code and the sentence
+  code (``sentence_similarity``, ``damsm_sentence_loss``).
+
+Similarities are scaled by gamma3 before the softmax, and pairs whose image and caption
+belong to the same class (but are not the true pair) are masked to -inf, since they are
+not real negatives. These functions reproduce AttnGAN's ``words_loss`` / ``sent_loss``
+exactly, but compare all captions with all images in one batched computation instead of
+a Python loop over captions. Under autocast (bf16/fp16) they run in float32: the
+exp/log/softmax chain loses too much in 8 mantissa bits; float64 inputs stay float64.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    "func_attention", "word_similarity", "sentence_similarity",
+    "damsm_word_loss", "damsm_sentence_loss",
+]
+
+ClassIds = torch.Tensor | np.ndarray | Sequence[int] | None
+
+
+@contextmanager
+def _full_precision(*tensors: torch.Tensor):
+    """Yield the tensors as float32 at least (float64 kept), with autocast off."""
+    dtype = torch.float32
+    for t in tensors:
+        dtype = torch.promote_types(dtype, t.dtype)
+    with torch.autocast(device_type=tensors[0].device.type, enabled=False):
+        yield tuple(t.to(dtype) for t in tensors)
+
+
+def _word_mask(cap_lens: torch.Tensor, steps: int, device: torch.device) -> torch.Tensor:
+    """(B, steps) bool, True at each caption's real words."""
+    cap_lens = torch.as_tensor(cap_lens, device=device)
+    return torch.arange(steps, device=device) < cap_lens[:, None]
+
+
+def _cosine(x1: torch.Tensor, x2: torch.Tensor, dim: int, eps: float = 1e-8) -> torch.Tensor:
+    """AttnGAN's cosine_similarity: the norm product is clamped, not each norm."""
+    return (x1 * x2).sum(dim) / (x1.norm(dim=dim) * x2.norm(dim=dim)).clamp(min=eps)
+
+
+def func_attention(query: torch.Tensor, context: torch.Tensor, gamma1: float,
+                   word_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Word-to-region attention of DAMSM (AttnGAN eq. 7-9), pairing query b with context b.
+
+    query (B, D, T) word features, context (B, D, H, W) region features ->
+    (weighted_context (B, D, T): each word's attention-weighted region feature,
+     attn (B, T, H, W): each word's attention over the regions, summing to 1).
+
+    The dot products are first normalised over the words for each region (eq. 8), then
+    sharpened by gamma1 and normalised over the regions for each word (eq. 9).
+    ``word_mask`` (B, T), True at real words, keeps padding out of the first softmax.
+    """
+    batch, _, steps = query.shape
+    height, width = context.shape[-2:]
+    ctx = context.flatten(2)                                    # B x D x N
+    attn = torch.bmm(ctx.transpose(1, 2), query)                # B x N x T
+    if word_mask is not None:
+        attn = attn.masked_fill(~word_mask[:, None, :], float("-inf"))
+    attn = torch.softmax(attn, dim=2)                           # over words
+    attn = torch.softmax(attn * gamma1, dim=1)                  # over regions
+    weighted = torch.bmm(ctx, attn)                             # B x D x T
+    return weighted, attn.transpose(1, 2).reshape(batch, steps, height, width)
+
+
+def word_similarity(img_features: torch.Tensor, words: torch.Tensor, cap_lens: torch.Tensor,
+                    gamma1: float, gamma2: float) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Word-level relevance R(Q, D) of every caption to every image (AttnGAN eq. 10).
+
+    img_features (Bi, D, H, W), words (Bc, D, T), cap_lens (Bc,) with every length >= 1 ->
+    (sim (Bc, Bi) with sim[c, i] = log sum_{w < len_c} exp(gamma2 * cos(e_w, c_w)),
+     attn_maps: for each caption c < min(Bc, Bi), its words' attention on image c,
+     (len_c, H, W), detached, for visualisation).
+
+    Padded word positions are masked out of the word softmax and of the sum, so the result
+    equals AttnGAN's loop that slices ``words[c, :, :cap_lens[c]]`` for each caption.
+    """
+    n_cap, _, steps = words.shape
+    n_img = img_features.shape[0]
+    height, width = img_features.shape[-2:]
+    valid = _word_mask(cap_lens, steps, words.device)           # Bc x T
+    with _full_precision(img_features, words) as (img_features, words):
+        ctx = img_features.flatten(2)                           # Bi x D x N
+        # Every (caption, image) pair at once: Bc x Bi x N x T region-word dot products.
+        attn = torch.einsum("idn,cdt->cint", ctx, words)
+        attn = attn.masked_fill(~valid[:, None, None, :], float("-inf"))
+        attn = torch.softmax(attn, dim=3)                       # eq. 8: over the caption's words
+        attn = torch.softmax(attn * gamma1, dim=2)              # eq. 9: over regions
+        context = torch.einsum("idn,cint->cidt", ctx, attn)     # Bc x Bi x D x T
+        cos = _cosine(context, words[:, None], dim=2)           # Bc x Bi x T
+        # log(sum exp) over each caption's own words; padded words contribute exp(-inf) = 0.
+        sim = (cos * gamma2).masked_fill(~valid[:, None, :], float("-inf")).logsumexp(dim=2)
+    lens = torch.as_tensor(cap_lens).tolist()
+    own = attn.detach().diagonal(dim1=0, dim2=1)                # N x T x min(Bc, Bi)
+    # Cloned so that the maps do not keep the whole Bc x Bi attention tensor alive.
+    attn_maps = [own[..., c][:, :lens[c]].T.reshape(lens[c], height, width).clone()
+                 for c in range(min(n_cap, n_img))]
+    return sim, attn_maps
+
+
+def sentence_similarity(img_code: torch.Tensor, sent_code: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Cosine similarity of every image code (Bi, D) with every sentence code (Bc, D) -> (Bi, Bc)."""
+    dots = img_code @ sent_code.T
+    norms = img_code.norm(dim=1)[:, None] * sent_code.norm(dim=1)[None, :]
+    return dots / norms.clamp(min=eps)
+
+
+def _same_class_mask(class_ids: ClassIds, batch: int, device: torch.device) -> torch.Tensor | None:
+    """(B, B) True where two different samples share a class: not genuine negatives."""
+    if class_ids is None:
+        return None
+    ids = torch.as_tensor(np.asarray(class_ids) if not torch.is_tensor(class_ids) else class_ids,
+                          device=device).reshape(-1)
+    if ids.numel() != batch:
+        raise ValueError(f"class_ids has {ids.numel()} entries for a batch of {batch}")
+    mask = ids[:, None] == ids[None, :]
+    mask.fill_diagonal_(False)
+    return mask
+
+
+def _two_way_ce(scores: torch.Tensor, class_ids: ClassIds) -> tuple[torch.Tensor, torch.Tensor]:
+    """scores (B images, B captions), true pairs on the diagonal -> (image->caption CE, caption->image CE)."""
+    batch = scores.shape[0]
+    if scores.shape != (batch, batch):
+        raise ValueError(f"DAMSM losses need as many images as captions, got scores {tuple(scores.shape)}")
+    mask = _same_class_mask(class_ids, batch, scores.device)
+    if mask is not None:
+        scores = scores.masked_fill(mask, float("-inf"))
+    labels = torch.arange(batch, device=scores.device)
+    return F.cross_entropy(scores, labels), F.cross_entropy(scores.T, labels)
+
+
+def damsm_word_loss(img_features: torch.Tensor, words: torch.Tensor, cap_lens: torch.Tensor,
+                    class_ids: ClassIds, gamma1: float, gamma2: float, gamma3: float,
+                    ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+    """AttnGAN's words_loss: (loss0 image->caption, loss1 caption->image, attn_maps).
+
+    img_features (B, D, H, W) local image features, words (B, D, T), cap_lens (B,),
+    class_ids (B,) or None. Image i and caption i are the true pair.
+    """
+    sim, attn_maps = word_similarity(img_features, words, cap_lens, gamma1, gamma2)
+    with _full_precision(sim) as (sim,):
+        loss0, loss1 = _two_way_ce(sim.T * gamma3, class_ids)   # rows: images
+    return loss0, loss1, attn_maps
+
+
+def damsm_sentence_loss(img_code: torch.Tensor, sent_code: torch.Tensor, class_ids: ClassIds,
+                        gamma3: float, eps: float = 1e-8) -> tuple[torch.Tensor, torch.Tensor]:
+    """AttnGAN's sent_loss: (loss0 image->caption, loss1 caption->image).
+
+    img_code (B, D) global image codes, sent_code (B, D) sentence codes, class_ids (B,) or None.
+    """
+    with _full_precision(img_code, sent_code) as (img_code, sent_code):
+        return _two_way_ce(sentence_similarity(img_code, sent_code, eps) * gamma3, class_ids)

@@ -1,0 +1,93 @@
+"""The shapes judge: caching, determinism, RNG hygiene and the object-accuracy metrics."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from ganstack.data.synthetic import shapes
+from ganstack.errors import GanstackError
+from ganstack.metrics import shapes_judge as sj
+
+STEPS = 4
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return shapes.prepare_shapes(tmp_path_factory.mktemp("shapes"), num_train=32, num_test=8, size=32, seed=1)
+
+
+@pytest.fixture(scope="module")
+def cached(data_dir, tmp_path_factory):
+    cache = tmp_path_factory.mktemp("judges")
+    return cache, sj.load_or_train_judge(data_dir, cache_dir=cache, seed=0, max_steps=STEPS)
+
+
+class PerfectJudge:
+    """Predicts the true classes of the images it is given, in order."""
+
+    def __init__(self, labels):
+        self.truth, self.done = sj.multi_hot(labels), 0
+
+    def predict(self, images):
+        out = self.truth[self.done:self.done + len(images)]
+        self.done += len(images)
+        return out
+
+
+def test_judge_is_cached_and_reused(data_dir, cached, monkeypatch):
+    cache, judge = cached
+    files = list(cache.glob("shapes_*.pt"))
+    assert len(files) == 1 and not judge.training
+    monkeypatch.setattr(sj, "train_judge", lambda *a, **k: pytest.fail("retrained instead of loading the cache"))
+    again = sj.load_or_train_judge(data_dir, cache_dir=cache, seed=0, max_steps=STEPS)
+    for (name, a), b in zip(judge.state_dict().items(), again.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert sj.cache_path(data_dir, cache, 1, sj.DEFAULT_EPOCHS, STEPS) != files[0]  # the seed is in the key
+
+
+def test_training_is_deterministic_and_keeps_the_callers_rng(data_dir):
+    images, labels = sj.load_split(data_dir, "train")
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    a = sj.train_judge(images, labels, seed=5, max_steps=2)
+    assert torch.equal(torch.get_rng_state(), state)
+    b = sj.train_judge(images, labels, seed=5, max_steps=2)
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def test_outputs_and_resizing(cached):
+    judge = cached[1]
+    for size in (32, 64, 128):
+        images = torch.rand(3, 3, size, size) * 2 - 1
+        probs = judge.predict(images)
+        assert probs.shape == (3, shapes.NUM_CLASSES) and torch.all((probs >= 0) & (probs <= 1))
+        assert judge.features(images).shape == (3, judge.feature_dim)
+        assert judge.logits(images).shape == (3, shapes.NUM_CLASSES)
+
+
+def test_metrics_with_perfect_and_imperfect_predictions(data_dir):
+    images, labels = sj.load_split(data_dir, "test")
+    perfect = sj.object_accuracy(PerfectJudge(labels), sj.to_unit_range(images), labels, batch_size=3)
+    assert perfect == {"exact_match": 1.0, "object_recall": 1.0, "class_recall": 1.0, "colour_accuracy": 1.0,
+                       "shape_accuracy": 1.0, "num_images": len(labels)}
+    # Two images: {red circle, blue star} and {green square}; red circle -> red square, green square missed.
+    red_circle, blue_star = shapes.class_id(0, 0), shapes.class_id(3, 2)
+    green_square, red_square = shapes.class_id(1, 1), shapes.class_id(1, 0)
+    pred = torch.zeros(2, shapes.NUM_CLASSES, dtype=torch.bool)
+    pred[0, [red_square, blue_star]] = True
+    scores = sj.score_predictions(pred, [[red_circle, blue_star], [green_square]])
+    assert scores["exact_match"] == 0.0
+    assert scores["object_recall"] == pytest.approx((0.5 + 0.0) / 2)
+    assert scores["class_recall"] == pytest.approx((0 + 1 + 0) / 3)
+    assert scores["colour_accuracy"] == pytest.approx((1.0 + 0.0) / 2)
+    assert scores["shape_accuracy"] == pytest.approx((0.5 + 0.0) / 2)
+    padded = np.array([[[red_circle], [blue_star], [-1]], [[green_square], [-1], [-1]]])
+    assert sj.score_predictions(pred, padded) == scores == sj.score_predictions(pred, torch.from_numpy(padded))
+
+
+def test_evaluate_real_and_missing_set(data_dir, cached, tmp_path):
+    scores = sj.evaluate_real(cached[1], data_dir, split="test")
+    assert scores["num_images"] == 8 and 0.0 <= scores["exact_match"] <= 1.0
+    with pytest.raises(GanstackError, match="meta.json"):
+        sj.load_or_train_judge(tmp_path, cache_dir=tmp_path / "judges")

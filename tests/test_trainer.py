@@ -1,0 +1,161 @@
+"""The shared trainer through the CLI: run folder, logs, exact resume, signals, NaN stop, torchrun."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import ROOT, tiny_damsm_cfg
+from ganstack.cli import main
+from ganstack.engine.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
+
+
+def run_cli(*args: str, **popen) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "ganstack", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **popen)
+
+
+def final_nets(run: Path) -> dict:
+    return load_checkpoint(latest_checkpoint(run / "checkpoints"))["nets"]
+
+
+def assert_same_weights(a: dict, b: dict) -> None:
+    for net in a:
+        for key in a[net]:
+            assert torch.equal(a[net][key], b[net][key]), f"{net}.{key} differs"
+
+
+def scalar_tags(run: Path) -> tuple[set, set, set]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    acc = EventAccumulator(str(run), size_guidance={"images": 0, "scalars": 0, "tensors": 0})
+    acc.Reload()
+    tags = acc.Tags()
+    return set(tags["scalars"]), set(tags["images"]), set(tags["tensors"])
+
+
+def test_train_writes_run_folder_logs_and_encoders(tmp_path, coco_dir, capsys):
+    cfg = tiny_damsm_cfg(tmp_path, coco_dir)
+    assert main(["train", str(cfg), "--device", "cpu"]) == 0
+    run = tmp_path / "output" / "tiny"
+    assert (run / "config.yml").read_text().startswith("VARIANT: damsm")
+    assert [p.name for p in list_checkpoints(run / "checkpoints")] == ["checkpoint_00000008.pth"]
+    state = load_checkpoint(run / "checkpoints" / "checkpoint_00000008.pth")
+    assert state["step"] == 8 and state["config"]["TRAIN"]["BATCH_SIZE"] == 6
+    text_encoder = torch.load(run / "text_encoder.pth", weights_only=True)
+    assert "encoder.weight" in text_encoder and "rnn.weight_ih_l0_reverse" in text_encoder
+    scalars, images, texts = scalar_tags(run)
+    assert {"loss/words", "loss/sentence", "lr/E", "speed/images_per_sec", "speed/data_time_fraction"} <= scalars
+    assert "attention/words" in images
+    assert any(t.startswith("config") for t in texts) and any(t.startswith("attention/captions") for t in texts)
+    out = capsys.readouterr().out
+    assert "step 8" in out and "24 training images" in out
+
+    # eval: R-precision of the real test images under the trained encoders, in a JSON report
+    assert main(["eval", str(cfg), "--device", "cpu"]) == 0
+    report = json.loads((run / "eval" / "checkpoint_00000008.json").read_text())
+    rp = report["r_precision"]
+    assert report["images"] == 8 and 0.0 <= rp["mean"] <= 1.0 and len(rp["runs"]) == 3
+    assert report["val_loss"]["words"] > 0
+    # same seed, same report
+    assert main(["eval", str(cfg), "--device", "cpu", "--out", str(tmp_path / "again.json")]) == 0
+    assert json.loads((tmp_path / "again.json").read_text())["r_precision"] == rp
+
+
+def test_sigterm_then_resume_gives_identical_weights(tmp_path, coco_dir):
+    steps = ["--set", "TRAIN.MAX_STEPS=60", "--set", "WORKERS=1"]
+    cfg = tiny_damsm_cfg(tmp_path, coco_dir)
+    assert main(["train", str(cfg), "--device", "cpu", "--set", "RUN_NAME=straight", *steps]) == 0
+
+    proc = run_cli("train", str(cfg), "--device", "cpu", "--set", "RUN_NAME=stopped", *steps)
+    for line in proc.stdout:
+        if line.startswith("step 3 "):
+            proc.send_signal(signal.SIGTERM)
+            break
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    stopped = tmp_path / "output" / "stopped"
+    stop_step = load_checkpoint(latest_checkpoint(stopped / "checkpoints"))["step"]
+    assert 3 <= stop_step < 60 and "SIGTERM received" in out
+
+    assert main(["train", str(cfg), "--device", "cpu", "--set", "RUN_NAME=stopped", *steps]) == 0
+    assert_same_weights(final_nets(tmp_path / "output" / "straight"), final_nets(stopped))
+
+
+def test_kill_9_mid_write_leaves_a_loadable_latest_checkpoint(tmp_path, coco_dir):
+    cfg = tiny_damsm_cfg(tmp_path, coco_dir)
+    proc = run_cli("train", str(cfg), "--device", "cpu", "--set", "TRAIN.MAX_STEPS=100000",
+                   "--set", "TRAIN.SNAPSHOT_INTERVAL=1", "--set", "TRAIN.KEEP_CHECKPOINTS=2")
+    folder = tmp_path / "output" / "tiny" / "checkpoints"
+    for line in proc.stdout:
+        if line.startswith("step 12 "):
+            proc.kill()
+            break
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    latest = latest_checkpoint(folder)
+    assert load_checkpoint(latest)["step"] >= 10 and len(list_checkpoints(folder)) <= 3
+    # and the run continues from it
+    assert main(["train", str(cfg), "--device", "cpu", "--set", "TRAIN.MAX_STEPS=20"]) == 0
+    assert load_checkpoint(latest_checkpoint(folder))["step"] == 20
+    assert not list(folder.glob(".*.tmp"))
+
+
+def test_non_finite_loss_stops_naming_the_loss_and_keeps_the_last_good_checkpoint(tmp_path, coco_dir, capsys):
+    cfg = tiny_damsm_cfg(tmp_path, coco_dir)
+    code = main(["train", str(cfg), "--device", "cpu", "--set", "TRAIN.ENCODER_LR=1e35",
+                 "--set", "TRAIN.SNAPSHOT_INTERVAL=1", "--set", "TRAIN.MAX_STEPS=50"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.count("\n") == 0, err
+    assert "non-finite loss for optimizer E at step" in err and "loss/" in err and "last good checkpoint" in err
+    last = latest_checkpoint(tmp_path / "output" / "tiny" / "checkpoints")
+    assert last is not None and str(last) in err
+    nets = load_checkpoint(last)["nets"]
+    assert all(torch.isfinite(v).all() for net in nets.values() for v in net.values() if v.is_floating_point())
+
+
+def test_restart_sets_the_old_run_aside(tmp_path, coco_dir):
+    cfg = tiny_damsm_cfg(tmp_path, coco_dir)
+    assert main(["train", str(cfg), "--device", "cpu", "--set", "TRAIN.MAX_STEPS=2"]) == 0
+    assert main(["train", str(cfg), "--device", "cpu", "--set", "TRAIN.MAX_STEPS=2", "--restart"]) == 0
+    runs = sorted(p.name for p in (tmp_path / "output").iterdir())
+    assert runs[0] == "tiny" and runs[1].startswith("tiny.") and len(runs) == 2
+
+
+def test_resume_of_a_missing_or_foreign_checkpoint_is_one_line(tmp_path, coco_dir, capsys):
+    cfg = tiny_damsm_cfg(tmp_path, coco_dir)
+    assert main(["train", str(cfg), "--device", "cpu", "--resume", str(tmp_path / "nope.pth")]) == 2
+    (tmp_path / "junk.pth").write_bytes(b"garbage")
+    assert main(["train", str(cfg), "--device", "cpu", "--resume", str(tmp_path / "junk.pth")]) == 2
+    assert main(["eval", str(cfg), "--device", "cpu"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 3
+    assert "nope.pth: checkpoint not found" in lines[0] and "junk.pth: not a loadable checkpoint" in lines[1]
+    assert "no checkpoint in" in lines[2]
+
+
+def test_two_process_torchrun_trains_logs_once_checkpoints_and_resumes(tmp_path, coco_dir):
+    cfg = tiny_damsm_cfg(tmp_path, coco_dir)
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "ganstack", "train", str(cfg), "--device", "cpu", "--set", "TRAIN.BATCH_SIZE=4",
+           "--set", "TRAIN.SNAPSHOT_INTERVAL=3"]
+    first = subprocess.run(cmd + ["--set", "TRAIN.MAX_STEPS=6"], capture_output=True, text=True, env=env,
+                           timeout=300)
+    assert first.returncode == 0, first.stderr[-2000:]
+    run = tmp_path / "output" / "tiny"
+    assert first.stdout.count("step 6 ") == 1 and "4 x 2 process(es) = 8" in first.stdout
+    assert len(list(run.glob("events.out.tfevents.*"))) == 1
+    assert [p.name for p in list_checkpoints(run / "checkpoints")] == ["checkpoint_00000003.pth",
+                                                                         "checkpoint_00000006.pth"]
+    assert len(load_checkpoint(latest_checkpoint(run / "checkpoints"))["rng"]) == 2
+    second = subprocess.run(cmd + ["--set", "TRAIN.MAX_STEPS=8"], capture_output=True, text=True, env=env,
+                            timeout=300)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert "resumed from" in second.stdout and "step 8 " in second.stdout and "step 2 " not in second.stdout
+    assert load_checkpoint(latest_checkpoint(run / "checkpoints"))["step"] == 8
