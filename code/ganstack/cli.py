@@ -1,4 +1,4 @@
-"""Command line: `ganstack {prepare,train,eval} --help`.
+"""Command line: `ganstack {prepare,train,eval,sample,convert} --help`.
 
 Every user error (config, data, checkpoint, arguments) is one line on stderr
 and exit status 2; a stop by SIGINT/SIGTERM exits 130/143 after writing its
@@ -54,6 +54,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default=None, help="dataset split (default: EVAL.SPLIT)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random draws (default 0)")
     p.add_argument("--out", help="report path (default: output/<RUN_NAME>/eval/<checkpoint>.json)")
+
+    p = sub.add_parser("sample", help="images for captions from a trained generator, with an index.html gallery")
+    _add_config_args(p)
+    p.add_argument("--ckpt", help="checkpoint file (default: TRAIN.NET_G, else the run's latest)")
+    p.add_argument("--caption", action="append", default=[], metavar="TEXT",
+                   help="a caption to draw (repeatable); unknown words are dropped with a warning")
+    p.add_argument("--captions", metavar="FILE", help="a text file with one caption per line")
+    p.add_argument("--from-split", metavar="SPLIT", help="also draw captions of this dataset split (e.g. test)")
+    p.add_argument("--count", type=int, default=8, help="captions taken with --from-split (default 8)")
+    p.add_argument("--n", type=int, default=8, help="images per caption (default 8)")
+    p.add_argument("--seed", type=int, default=0, help="noise seed; the same seed gives the same images (default 0)")
+    p.add_argument("--truncation", type=float, default=0.0,
+                   help="redraw noise values beyond +-T (e.g. 1.0); 0 = plain N(0, 1) (default)")
+    p.add_argument("--interpolate", nargs=2, metavar=("A", "B"), help="also a strip from caption A to caption B")
+    p.add_argument("--steps", type=int, default=8, help="images in the interpolation strip (default 8)")
+    p.add_argument("--out", help="output folder (default: output/<RUN_NAME>/samples)")
+
+    p = sub.add_parser("convert", help="write a dataset in another on-disk format")
+    p.add_argument("format", choices=["reed-h5"], help="reed-h5: Reed et al.'s text-to-image HDF5 (GAN-INT-CLS)")
+    p.add_argument("data_dir", help="a dataset in the AttnGAN layout (e.g. data/shapes)")
+    p.add_argument("out", help="the HDF5 file to write, e.g. data/shapes.h5")
+    p.add_argument("--net-e", required=True, metavar="PATH",
+                   help="DAMSM text_encoder.pth that embeds the captions (recorded in the file for free text)")
+    p.add_argument("--captions-per-image", type=int, default=10, help="captions per image (default 10)")
+    p.add_argument("--words-num", type=int, default=24, help="words kept per caption (default 24)")
     return parser
 
 
@@ -69,8 +94,8 @@ def cmd_prepare(args) -> int:
 def ensure_data(cfg) -> None:
     """Generate the embedded shapes set when the config points at a missing one."""
     data_dir = Path(cfg.DATA_DIR)
-    if cfg.DATASET_NAME != "shapes" or (data_dir / "meta.json").is_file():
-        return
+    if cfg.DATASET_NAME != "shapes" or data_dir.is_file() or (data_dir / "meta.json").is_file():
+        return  # not shapes, a converted file (e.g. shapes.h5), or already there
     if int(os.environ.get("RANK", "0")) == 0:
         from .data.synthetic.shapes import prepare_shapes
         print(f"preparing shapes in {data_dir} (first run only)", flush=True)
@@ -108,7 +133,28 @@ def cmd_eval(args) -> int:
     return 0
 
 
-COMMANDS = {"prepare": cmd_prepare, "train": cmd_train, "eval": cmd_eval}
+def cmd_sample(args) -> int:
+    from .config import load_config
+    from .engine.sample import read_captions_file, sample_gallery
+    cfg = load_config(args.cfg, args.overrides)
+    captions = list(args.caption) + (read_captions_file(args.captions) if args.captions else [])
+    out = sample_gallery(cfg, ckpt=args.ckpt, captions=captions, from_split=args.from_split, count=args.count,
+                         per_caption=args.n, seed=args.seed, truncation=args.truncation,
+                         interpolate=args.interpolate, steps=args.steps, out=args.out, device=args.device)
+    print(f"gallery: {out / 'index.html'}")
+    return 0
+
+
+def cmd_convert(args) -> int:
+    from .data.convert import attngan_to_reed_h5
+    count = attngan_to_reed_h5(args.data_dir, args.out, net_e=args.net_e,
+                               captions_per_image=args.captions_per_image, words_num=args.words_num)
+    print(f"reed-h5: {count} image-caption pairs written to {args.out}")
+    return 0
+
+
+COMMANDS = {"prepare": cmd_prepare, "train": cmd_train, "eval": cmd_eval, "sample": cmd_sample,
+            "convert": cmd_convert}
 
 
 def _one_line_warnings(message, category, filename, lineno, file=None, line=None) -> str:

@@ -44,6 +44,8 @@ DEFAULTS: dict[str, Any] = {
         "DISCRIMINATOR_LR": 2e-4,
         "GENERATOR_LR": 2e-4,
         "ENCODER_LR": 2e-4,
+        "BETA1": 0.5,            # Adam betas of the GAN optimizers
+        "BETA2": 0.999,
         "LR_SCHEDULE": "auto",   # auto (the variant's paper schedule) | none | exponential (LR_DECAY per epoch,
                                  # floored at LR_MIN_FACTOR) | linear | cosine
         "LR_DECAY": 0.98,
@@ -63,6 +65,20 @@ DEFAULTS: dict[str, Any] = {
     "GAN": {
         "DF_DIM": 64, "GF_DIM": 128, "Z_DIM": 100, "CONDITION_DIM": 100, "R_NUM": 2,
         "B_ATTENTION": True, "B_DCGAN": False,
+        # GAN-INT-CLS (Reed et al. 2016); defaults are the reference code's values
+        "TYPE": "gan",           # gan | wgan | wgan-gp | vanilla_gan | vanilla_wgan (vanilla = no text)
+        "ADV_LOSS": "auto",      # auto (bce for gan types, wasserstein for wgan types) | bce | lsgan | hinge
+        "CLS": True,             # matching-aware D: real image + mismatched text counts as fake
+        "INT": True,             # G also learns from interpolated text embeddings
+        "INT_BETA": 0.5,         # t = beta * t1 + (1 - beta) * t2
+        "REAL_LABEL": 0.9,       # one-sided label smoothing of D's real target (bce/lsgan)
+        "L1_COEF": 50.0,         # weight of |G(z, t) - x|_1
+        "L2_COEF": 100.0,        # weight of feature matching on D's last 4x4 features
+        "MINIBATCH_KERNELS": 0,  # > 0 adds minibatch discrimination with this many kernels
+        "DITER": 5,              # critic steps per generator step (wgan types)
+        "WGAN_WARMUP": True,     # wgan/vanilla_wgan: 100 critic steps for the first 25 and every 500th G step
+        "CLIP": 0.01,            # wgan/vanilla_wgan weight clipping
+        "GP_LAMBDA": 10.0,       # wgan-gp gradient penalty weight
     },
     "TEXT": {
         "CAPTIONS_PER_IMAGE": 10,
@@ -248,10 +264,12 @@ _CHOICES = {
     "TRAIN.LR_SCHEDULE": ("auto", "none", "exponential", "linear", "cosine"),
     "RNN_TYPE": ("LSTM", "GRU"),
     "DAMSM.IMAGE_ENCODER": ("cnn", "inception"),
+    "GAN.TYPE": ("gan", "wgan", "wgan-gp", "vanilla_gan", "vanilla_wgan"),
+    "GAN.ADV_LOSS": ("auto", "bce", "lsgan", "hinge", "wasserstein"),
 }
 _POSITIVE = ("TRAIN.BATCH_SIZE", "TREE.BASE_SIZE", "TREE.BRANCH_NUM", "TEXT.WORDS_NUM",
              "TEXT.CAPTIONS_PER_IMAGE", "TEXT.EMBEDDING_DIM", "TRAIN.SNAPSHOT_INTERVAL",
-             "TRAIN.LOG_INTERVAL", "TRAIN.KEEP_CHECKPOINTS")
+             "TRAIN.LOG_INTERVAL", "TRAIN.KEEP_CHECKPOINTS", "GAN.DITER", "GAN.Z_DIM")
 
 
 def validate(cfg: Config) -> None:

@@ -1,5 +1,21 @@
 """Losses shared by the GAN variants.
 
+Adversarial objectives
+----------------------
+``discriminator_term(kind, logits, real)`` and ``generator_term(kind, logits)`` give
+one term of the usual objectives from raw (pre-sigmoid) logits, so every variant
+picks its objective by name (``ADVERSARIAL_KINDS``):
+
+* ``bce``          the original minimax GAN with the non-saturating generator loss
+                   (sigmoid cross-entropy; ``real_label`` < 1 is one-sided label smoothing);
+* ``lsgan``        least squares (Mao et al. 2017): (D - 1)^2 for real, D^2 for fake;
+* ``hinge``        max(0, 1 - D) for real, max(0, 1 + D) for fake; G maximises D;
+* ``wasserstein``  the WGAN critic: -D for real, +D for fake; G maximises D. Pair it
+                   with weight clipping or ``gradient_penalty`` (WGAN-GP).
+
+``feature_matching`` (Salimans et al. 2016) matches the batch means of a
+discriminator layer. All of them compute in float32 under autocast.
+
 DAMSM (AttnGAN, Xu et al. 2018, section 3.3)
 --------------------------------------------
 The Deep Attentional Multimodal Similarity Model scores how well an image matches a
@@ -32,6 +48,7 @@ import torch.nn.functional as F
 __all__ = [
     "func_attention", "word_similarity", "sentence_similarity",
     "damsm_word_loss", "damsm_sentence_loss",
+    "ADVERSARIAL_KINDS", "discriminator_term", "generator_term", "gradient_penalty", "feature_matching",
 ]
 
 ClassIds = torch.Tensor | np.ndarray | Sequence[int] | None
@@ -171,3 +188,52 @@ def damsm_sentence_loss(img_code: torch.Tensor, sent_code: torch.Tensor, class_i
     """
     with _full_precision(img_code, sent_code) as (img_code, sent_code):
         return _two_way_ce(sentence_similarity(img_code, sent_code, eps) * gamma3, class_ids)
+
+
+# ------------------------------------------------------------ adversarial
+ADVERSARIAL_KINDS = ("bce", "lsgan", "hinge", "wasserstein")
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in ADVERSARIAL_KINDS:
+        raise ValueError(f"adversarial loss {kind!r}: expected one of {', '.join(ADVERSARIAL_KINDS)}")
+
+
+def discriminator_term(kind: str, logits: torch.Tensor, real: bool, *, real_label: float = 1.0) -> torch.Tensor:
+    """The discriminator's loss on a batch it should call real (or fake)."""
+    _check_kind(kind)
+    logits = logits.float()
+    if kind in ("bce", "lsgan"):
+        target = torch.full_like(logits, real_label if real else 0.0)
+        if kind == "bce":
+            return F.binary_cross_entropy_with_logits(logits, target)
+        return F.mse_loss(logits, target)
+    if kind == "hinge":
+        return F.relu(1.0 - logits).mean() if real else F.relu(1.0 + logits).mean()
+    return -logits.mean() if real else logits.mean()
+
+
+def generator_term(kind: str, logits: torch.Tensor) -> torch.Tensor:
+    """The generator's loss on the discriminator's logits for its images."""
+    _check_kind(kind)
+    logits = logits.float()
+    if kind == "bce":  # non-saturating: -log D(G(z))
+        return F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
+    if kind == "lsgan":
+        return F.mse_loss(logits, torch.ones_like(logits))
+    return -logits.mean()
+
+
+def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """WGAN-GP (Gulrajani et al. 2017): E[(|grad_x critic(x)|_2 - 1)^2] at random
+    points between real and fake samples. ``critic`` maps images to logits (B,)."""
+    alpha = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype)
+    mixed = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
+    scores = critic(mixed).float()
+    grad, = torch.autograd.grad(scores.sum(), mixed, create_graph=True)
+    return (grad.float().flatten(1).norm(2, dim=1) - 1.0).pow(2).mean()
+
+
+def feature_matching(fake_features: torch.Tensor, real_features: torch.Tensor) -> torch.Tensor:
+    """Squared distance between the batch-mean features of fake and (fixed) real samples."""
+    return F.mse_loss(fake_features.float().mean(0), real_features.detach().float().mean(0))

@@ -81,7 +81,8 @@ class TextImageDataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, data_dir: str | Path, split: str, *, image_sizes: list[int], words_num: int,
-                 captions_per_image: int, augment: bool, flip: bool, captions: CaptionSet | None = None):
+                 captions_per_image: int, augment: bool, flip: bool, captions: CaptionSet | None = None,
+                 wrong_image: bool = False):
         self.data_dir = Path(data_dir)
         if not self.data_dir.is_dir():
             raise GanstackError(f"DATA_DIR={self.data_dir}: folder not found")
@@ -98,6 +99,7 @@ class TextImageDataset(torch.utils.data.Dataset):
         self.image_sizes = list(image_sizes)
         self.words_num = words_num
         self.augment, self.flip = augment, flip
+        self.wrong_image = wrong_image  # add an image of another class (GAN-INT-CLS's mismatched pair)
         self.random_caption = augment  # evaluation sets it to draw one random true caption per image
         cub = self.data_dir / "CUB_200_2011"
         self.boxes = load_cub_boxes(cub) if (cub / "bounding_boxes.txt").is_file() else None
@@ -140,31 +142,49 @@ class TextImageDataset(torch.utils.data.Dataset):
         ids, length = pad_caption(self.vocab.encode(caption), self.words_num, np.random.default_rng(0))
         return torch.from_numpy(ids), length
 
+    def wrong_index(self, index: int, rng: np.random.Generator) -> int:
+        """A random image of another class (any other image when there is one class only)."""
+        others = np.flatnonzero(self.class_ids != self.class_ids[index])
+        if len(others) == 0:
+            others = np.delete(np.arange(len(self)), index)
+        return int(others[rng.integers(len(others))]) if len(others) else index
+
     def __getitem__(self, item):
         index, seed = item if isinstance(item, tuple) else (item, 0)
         rng = np.random.default_rng(seed)
+        current = index
         try:
             images = self.load_images(index, rng)
+            if self.wrong_image:
+                current = self.wrong_index(index, rng)
+                wrong = self.load_images(current, rng)[-1]
         except (OSError, ValueError, SyntaxError) as e:
             # A damaged file must not kill an epoch: collate drops it and counts it.
-            warnings.warn(f"{self.image_path(index)}: unreadable image skipped ({e})", stacklevel=2)
+            warnings.warn(f"{self.image_path(current)}: unreadable image skipped ({e})", stacklevel=2)
             return None
         ids, length, sent = self.caption(index, rng)
-        return {"images": images, "caption": torch.from_numpy(ids), "cap_len": length,
-                "class_id": int(self.class_ids[index]), "index": index, "sent_ix": sent}
+        sample = {"images": images, "caption": torch.from_numpy(ids), "cap_len": length,
+                  "class_id": int(self.class_ids[index]), "index": index, "sent_ix": sent}
+        if self.wrong_image:
+            sample["wrong_images"] = wrong
+        return sample
 
 
 def collate(samples: list) -> dict:
-    """Stack samples, dropping unreadable ones (None) and counting them in 'skipped'."""
+    """Stack samples (tensors, lists of tensors, numbers), dropping unreadable ones (None)
+    and counting them in 'skipped'."""
     good = [s for s in samples if s is not None]
     if not good:
         return {"skipped": len(samples), "size": 0}
-    return {
-        "images": [torch.stack([s["images"][i] for s in good]) for i in range(len(good[0]["images"]))],
-        "caption": torch.stack([s["caption"] for s in good]),
-        "cap_len": torch.tensor([s["cap_len"] for s in good]),
-        "class_id": torch.tensor([s["class_id"] for s in good]),
-        "index": torch.tensor([s["index"] for s in good]),
-        "skipped": len(samples) - len(good),
-        "size": len(good),
-    }
+    batch = {}
+    for key, first in good[0].items():
+        values = [s[key] for s in good]
+        if isinstance(first, list):  # one tensor per image size
+            batch[key] = [torch.stack([v[i] for v in values]) for i in range(len(first))]
+        elif torch.is_tensor(first):
+            batch[key] = torch.stack(values)
+        else:
+            batch[key] = torch.tensor(values)
+    batch["skipped"] = len(samples) - len(good)
+    batch["size"] = len(good)
+    return batch

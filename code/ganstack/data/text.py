@@ -41,6 +41,13 @@ class Vocabulary:
         ixtoword.update({i + 1: w for i, w in enumerate(words)})
         return cls(ixtoword, {w: i for i, w in ixtoword.items()})
 
+    @classmethod
+    def from_words(cls, words: list[str]) -> "Vocabulary":
+        """Word i + 1 is words[i] (id 0 is the end token), in the order given."""
+        ixtoword = {0: END}
+        ixtoword.update({i + 1: w for i, w in enumerate(words)})
+        return cls(ixtoword, {w: i for i, w in ixtoword.items()})
+
     def __len__(self) -> int:
         return len(self.ixtoword)
 

@@ -21,11 +21,21 @@ from .trainer import run_dir_of, seed_everything
 
 
 def load_variant(cfg: Config, ckpt: str | Path | None, device: str = "auto"):
-    """The variant of `cfg` with the weights of `ckpt` (default: the run's latest); EMA nets when kept."""
-    path = Path(ckpt) if ckpt else latest_checkpoint(run_dir_of(cfg) / "checkpoints")
+    """The variant of `cfg` with the weights of `ckpt`, else TRAIN.NET_G, else the run's latest
+    checkpoint; EMA nets when kept. TRAIN.NET_G may also be a bare generator state dict."""
+    chosen = ckpt or cfg.TRAIN.NET_G
+    path = Path(chosen) if chosen else latest_checkpoint(run_dir_of(cfg) / "checkpoints")
     if path is None:
-        raise GanstackError(f"no checkpoint in {run_dir_of(cfg) / 'checkpoints'}: train first or pass --ckpt PATH")
+        raise GanstackError(f"no checkpoint in {run_dir_of(cfg) / 'checkpoints'}: train first, or pass --ckpt PATH "
+                            "or --set TRAIN.NET_G=PATH")
     state = load_checkpoint(path)
+    if not isinstance(state, dict) or not state:
+        raise GanstackError(f"{path}: not a ganstack checkpoint or generator state dict")
+    generator_only = "nets" not in state  # a bare generator file (AttnGAN-style NET_G)
+    if generator_only:
+        if not all(torch.is_tensor(v) for v in state.values()):
+            raise GanstackError(f"{path}: not a ganstack checkpoint or generator state dict")
+        state = {"nets": {"G": state}, "step": None}
     env = setup(device)
     seed_everything(cfg.SEED)
     variant = get_variant(cfg.VARIANT)(cfg, env.device)
@@ -33,6 +43,8 @@ def load_variant(cfg: Config, ckpt: str | Path | None, device: str = "auto"):
     for name, net in variant.nets.items():
         weights = state.get("ema", {}).get(name) or state["nets"].get(name)
         if weights is None:
+            if generator_only and name != "G":
+                continue  # sampling needs no discriminator
             raise GanstackError(f"{path}: has no network {name}; is it a checkpoint of VARIANT={cfg.VARIANT}?")
         try:
             net.load_state_dict(weights)

@@ -15,6 +15,7 @@ class Logger:
         self.enabled = enabled
         self.interval = interval
         self.sums: dict[str, float] = defaultdict(float)
+        self.counts: dict[str, int] = defaultdict(int)  # per key: some losses skip steps (WGAN's G)
         self.count = 0
         self.writer = None
         self.bar = None
@@ -42,6 +43,7 @@ class Logger:
     def accumulate(self, scalars: dict[str, float]) -> None:
         for k, v in scalars.items():
             self.sums[k] += v
+            self.counts[k] += 1
         self.count += 1
         if self.bar is not None:
             self.bar.update(1)
@@ -50,7 +52,7 @@ class Logger:
         """Write the means since the last flush plus `extra` (lrs, speed)."""
         if not self.enabled or self.count == 0:
             return
-        means = {k: v / self.count for k, v in self.sums.items()}
+        means = {k: v / self.counts[k] for k, v in self.sums.items()}
         means.update(extra)
         for k, v in means.items():
             self.writer.add_scalar(k, v, step)
@@ -60,6 +62,7 @@ class Logger:
         else:
             print(f"step {step}  {shown}", flush=True)
         self.sums.clear()
+        self.counts.clear()
         self.count = 0
 
     def images(self, tag: str, grid: torch.Tensor, step: int) -> None:

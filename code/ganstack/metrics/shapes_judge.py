@@ -151,7 +151,7 @@ def train_judge(images_u8: torch.Tensor, labels, *, seed: int = 0, epochs: int =
     n = len(x_all)
     steps = epochs * math.ceil(n / batch_size)
     steps = min(steps, max_steps) if max_steps else steps
-    with _deterministic(device, seed):
+    with _deterministic(device, seed), torch.enable_grad():  # callers may sit inside torch.no_grad()
         judge = ShapesJudge().to(device)
         opt = torch.optim.AdamW(judge.parameters(), lr=lr, weight_decay=1e-4)
         warmup = max(1, steps // 20)

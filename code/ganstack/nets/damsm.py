@@ -225,3 +225,28 @@ def build_image_encoder(kind: str, nef: int, *, weights_path: str | Path | None 
     if kind == "cnn":
         return SmallImageEncoder(nef, ndf=ndf, image_size=image_size)
     raise GanstackError(f"DAMSM.IMAGE_ENCODER {kind!r} is unknown: set it to 'inception' or 'cnn'")
+
+
+def load_text_encoder(path: str | Path) -> TextEncoder:
+    """A TextEncoder rebuilt from a saved state dict (ours or AttnGAN's text_encoder*.pth).
+
+    Vocabulary size, word-embedding size, hidden size, RNN type and the optional FC
+    layer are read from the tensors' shapes, so the file needs no config beside it.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise GanstackError(f"TRAIN.NET_E={path}: text encoder not found; train DAMSM first "
+                            "(./train.sh cpu cfg/damsm/shapes.yml writes output/damsm_shapes/text_encoder.pth)")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        ntoken, ninput = state["encoder.weight"].shape
+        gates, hidden = state["rnn.weight_hh_l0"].shape
+    except Exception as e:  # noqa: BLE001 - any unreadable file gets the same one-line answer
+        raise GanstackError(f"TRAIN.NET_E={path}: not a DAMSM text encoder ({type(e).__name__}: {e})") from None
+    rnn_type = {4: "LSTM", 3: "GRU"}.get(gates // hidden)
+    bidirectional = "rnn.weight_hh_l0_reverse" in state
+    nlayers = sum(1 for k in state if k.startswith("rnn.weight_hh_l") and not k.endswith("_reverse"))
+    encoder = TextEncoder(ntoken, ninput=ninput, nhidden=hidden * (2 if bidirectional else 1), nlayers=nlayers,
+                          bidirectional=bidirectional, rnn_type=rnn_type or "?", fc_layer="fc.weight" in state)
+    encoder.load_state_dict(state)
+    return encoder.eval().requires_grad_(False)

@@ -5,6 +5,7 @@ import importlib
 
 _VARIANTS = {
     "damsm": "ganstack.variants.damsm:DAMSM",
+    "gan_int_cls": "ganstack.variants.gan_int_cls:GanIntCls",
 }
 
 

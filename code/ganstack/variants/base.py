@@ -7,23 +7,52 @@ A variant subclass implements:
   train_step(batch, step, opt) one iteration through opt.update(name, loss); returns scalars
 and may implement visuals(batch) (images, or text, for TensorBoard), export(folder)
 (files later variants load, e.g. DAMSM encoders) and evaluate(split, seed) (the
-metrics `ganstack eval` reports).
+metrics `ganstack eval` reports). Generators also implement the sampling side
+that `ganstack sample` and evaluation use:
+  conditions_from_text(texts)  free-text captions -> conditions
+  conditions_from_split(split, count, seed)  (captions, conditions) of dataset items
+  sample(conditions, noise)    images in [-1, 1] from the EMA generator
+and inherit noise(count, seed, truncation) and interpolate(a, b, steps).
 Nets are always reached through self.nets: the trainer may wrap them for DDP.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
+import contextlib
+
 import torch
 from torch import nn
 
 from ..config import Config
+from ..errors import GanstackError
 from ..engine.optim import OptimizerSpec, Updater
 
 
 def unwrap(net: nn.Module) -> nn.Module:
     """The module inside a DistributedDataParallel wrapper (or the module itself)."""
     return net.module if isinstance(net, nn.parallel.DistributedDataParallel) else net
+
+
+@contextlib.contextmanager
+def frozen(net: nn.Module):
+    """No parameter gradients for `net` inside (e.g. D while G's loss flows through it)."""
+    flags = [p.requires_grad for p in net.parameters()]
+    net.requires_grad_(False)
+    try:
+        yield net
+    finally:
+        for p, flag in zip(net.parameters(), flags):
+            p.requires_grad_(flag)
+
+
+def truncated_normal(shape: tuple[int, ...], generator: torch.Generator, truncation: float = 0.0) -> torch.Tensor:
+    """N(0, 1) samples; with truncation > 0 every value beyond +-truncation is redrawn."""
+    z = torch.randn(shape, generator=generator)
+    if truncation > 0:
+        while (bad := z.abs() > truncation).any():
+            z[bad] = torch.randn(int(bad.sum()), generator=generator)
+    return z
 
 
 class Variant:
@@ -56,6 +85,26 @@ class Variant:
 
     def evaluate(self, split: str, seed: int) -> dict:
         return {}
+
+    # ------------------------------------------------------------ sampling
+    z_dim = 0
+
+    def noise(self, count: int, seed: int, truncation: float = 0.0) -> torch.Tensor:
+        return truncated_normal((count, self.z_dim), torch.Generator().manual_seed(seed), truncation)
+
+    def interpolate(self, a: torch.Tensor, b: torch.Tensor, steps: int) -> torch.Tensor:
+        """Conditions on the straight line from a (1, ...) to b (1, ...), ends included."""
+        w = torch.linspace(0, 1, steps).view(-1, *([1] * (a.dim() - 1)))
+        return a * (1 - w) + b * w
+
+    def conditions_from_text(self, texts: list[str]):
+        raise GanstackError(f"VARIANT={self.name} does not take captions")
+
+    def conditions_from_split(self, split: str, count: int, seed: int):
+        raise GanstackError(f"VARIANT={self.name} does not sample from dataset conditions")
+
+    def sample(self, conditions, noise: torch.Tensor) -> torch.Tensor:
+        raise GanstackError(f"VARIANT={self.name} is not a generator; nothing to sample")
 
     def train(self, mode: bool = True) -> None:
         for net in self.nets.values():

@@ -1,0 +1,114 @@
+"""`ganstack sample`: images for captions from a trained generator, and an HTML gallery.
+
+output/<run>/samples/ (or --out) receives one PNG per image, an optional
+interpolation strip between two captions, index.json (what made each file)
+and index.html, which shows each caption beside its images.
+"""
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+import torch
+from PIL import Image
+from torchvision.utils import make_grid
+
+from ..config import Config
+from ..errors import GanstackError
+from ..io import atomic_path, write_text_atomic
+from .evaluate import load_variant
+from .trainer import run_dir_of
+
+
+def read_captions_file(path: str | Path) -> list[str]:
+    """One caption per line; blank lines and lines starting with # are skipped."""
+    path = Path(path)
+    if not path.is_file():
+        raise GanstackError(f"--captions {path}: file not found")
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise GanstackError(f"--captions {path}: not UTF-8 text; give one caption per line") from None
+    captions = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    if not captions:
+        raise GanstackError(f"--captions {path}: no captions in it; write one caption per line")
+    return captions
+
+
+def save_png(image: torch.Tensor, path: Path) -> None:
+    """(3, H, W) in [-1, 1] -> PNG, rounded to uint8, written atomically."""
+    array = image.detach().float().cpu().add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8)
+    with atomic_path(path) as tmp:
+        Image.fromarray(array.permute(1, 2, 0).numpy()).save(tmp, format="PNG")
+
+
+def _gallery_html(title: str, rows: list[dict], strip: dict | None) -> str:
+    style = ("body{font-family:sans-serif;margin:2em}td{padding:6px;vertical-align:middle}"
+             "img{width:128px;height:128px;image-rendering:pixelated;margin:1px}"
+             ".strip img{width:96px;height:96px}td.caption{max-width:28em}")
+    out = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+           f"<style>{style}</style></head><body><h1>{html.escape(title)}</h1><table>"]
+    for row in rows:
+        images = "".join(f"<img src='{html.escape(f)}' alt=''>" for f in row["files"])
+        out.append(f"<tr><td class='caption'>{html.escape(row['caption'])}</td><td>{images}</td></tr>")
+    out.append("</table>")
+    if strip:
+        images = "".join(f"<img src='{html.escape(f)}' alt=''>" for f in strip["files"])
+        out.append(f"<h2>Interpolation</h2><p>{html.escape(strip['from'])} &rarr; {html.escape(strip['to'])}</p>"
+                   f"<div class='strip'>{images}</div>")
+    out.append("</body></html>\n")
+    return "\n".join(out)
+
+
+def sample_gallery(cfg: Config, *, ckpt: str | None = None, captions: list[str] | None = None,
+                   from_split: str | None = None, count: int = 8, per_caption: int = 8, seed: int = 0,
+                   truncation: float = 0.0, interpolate: list[str] | None = None, steps: int = 8,
+                   out: str | None = None, device: str = "auto") -> Path:
+    if per_caption < 1 or steps < 2:
+        raise GanstackError("--n must be >= 1 and --steps >= 2")
+    if truncation < 0:
+        raise GanstackError(f"--truncation {truncation}: must be >= 0 (0 = no truncation)")
+    if not captions and not from_split and not interpolate:
+        raise GanstackError("nothing to sample: give --caption TEXT, --captions FILE, --from-split SPLIT "
+                            "or --interpolate A B")
+    variant, path, state = load_variant(cfg, ckpt, device)
+    out_dir = Path(out) if out else run_dir_of(cfg) / "samples"
+    texts, cond = list(captions or []), None
+    if texts:
+        cond = variant.conditions_from_text(texts)
+    if from_split:
+        split_texts, split_cond, _ = variant.conditions_from_split(from_split, count, seed)
+        texts += split_texts
+        cond = split_cond if cond is None else (None if split_cond is None else torch.cat([cond, split_cond]))
+
+    rows, grids = [], []
+    for i, text in enumerate(texts):
+        noise = variant.noise(per_caption, seed=seed + i, truncation=truncation)
+        c = None if cond is None else cond[i:i + 1].expand(per_caption, *cond.shape[1:])
+        images = variant.sample(c, noise)
+        files = [f"caption_{i:03d}_{j:02d}.png" for j in range(per_caption)]
+        for image, name in zip(images, files):
+            save_png(image, out_dir / name)
+        rows.append({"caption": text, "files": files})
+        grids.append(images.cpu())
+
+    strip = None
+    if interpolate:
+        ends = variant.conditions_from_text(list(interpolate))
+        line = None if ends is None else variant.interpolate(ends[:1], ends[1:2], steps)
+        noise = variant.noise(1, seed=seed, truncation=truncation).expand(steps, -1)  # one z: only text moves
+        images = variant.sample(line, noise)
+        files = [f"interpolation_{k:02d}.png" for k in range(steps)]
+        for image, name in zip(images, files):
+            save_png(image, out_dir / name)
+        save_png(make_grid(images.cpu(), nrow=steps, padding=2, pad_value=1.0) * 2 - 1, out_dir / "interpolation.png")
+        strip = {"from": interpolate[0], "to": interpolate[1], "files": files}
+
+    index = {"variant": cfg.VARIANT, "checkpoint": str(path), "step": state["step"], "seed": seed,
+             "truncation": truncation, "rows": rows, "interpolation": strip}
+    write_text_atomic(out_dir / "index.json", json.dumps(index, indent=2) + "\n")
+    title = f"{cfg.VARIANT} samples: {Path(path).name} (step {state['step']}, seed {seed})"
+    write_text_atomic(out_dir / "index.html", _gallery_html(title, rows, strip))
+    return out_dir
+

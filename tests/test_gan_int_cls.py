@@ -1,0 +1,250 @@
+"""GAN-INT-CLS through its public entry points: train (every GAN.TYPE), sample (gallery,
+free text, errors), convert reed-h5 and the Reed HDF5 reader, eval with the shapes judge."""
+from __future__ import annotations
+
+import io
+import json
+import math
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import ROOT
+from ganstack.cli import main
+from ganstack.data.attngan import TextImageDataset
+from ganstack.data.reed_h5 import ReedH5Dataset
+from ganstack.data.synthetic.shapes import prepare_shapes
+from ganstack.engine.checkpoint import latest_checkpoint, load_checkpoint
+from ganstack.nets.damsm import TextEncoder
+from ganstack.variants.gan_int_cls import generator_turn
+
+TYPES = ["gan", "wgan", "wgan-gp", "vanilla_gan", "vanilla_wgan"]
+
+
+@pytest.fixture(scope="module")
+def shapes_dir(tmp_path_factory) -> Path:
+    return prepare_shapes(tmp_path_factory.mktemp("shapes"), num_train=24, num_test=8, size=32, seed=0)
+
+
+@pytest.fixture(scope="module")
+def net_e(shapes_dir, tmp_path_factory) -> Path:
+    """A randomly initialised DAMSM text encoder over the set's vocabulary, saved as DAMSM saves it."""
+    vocab = TextImageDataset(shapes_dir, "train", image_sizes=[32], words_num=24, captions_per_image=10,
+                             augment=False, flip=False).vocab
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("damsm") / "text_encoder.pth"
+    torch.save(TextEncoder(len(vocab), ninput=16, nhidden=32).state_dict(), path)
+    return path
+
+
+def tiny_cfg(tmp_path: Path, data_dir: Path, net_e: Path | str, **sets: str) -> Path:
+    lines = [
+        f"_BASE_: {ROOT / 'cfg/gan_int_cls/_base.yml'}",
+        "DATASET_NAME: shapes",
+        f"DATA_DIR: {data_dir}",
+        f"OUTPUT_DIR: {tmp_path / 'output'}",
+        "RUN_NAME: tiny",
+        "WORKERS: 0",
+        "TREE: {BASE_SIZE: 32}",
+        f"TRAIN: {{BATCH_SIZE: 8, MAX_STEPS: 3, SNAPSHOT_INTERVAL: 100, LOG_INTERVAL: 1, IMAGE_INTERVAL: 2, "
+        f"FLIP: false, NET_E: '{net_e}'}}",
+        "GAN: {GF_DIM: 8, DF_DIM: 8, CONDITION_DIM: 16}",
+        "TEXT: {CAPTIONS_PER_IMAGE: 10, WORDS_NUM: 24, EMBEDDING_DIM: 32}",
+        "EVAL: {BATCH_SIZE: 16}",
+    ]
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    path = tmp_path / "tiny.yml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def sets(**kv) -> list[str]:
+    out = []
+    for k, v in kv.items():
+        out += ["--set", f"{k.replace('__', '.')}={v}"]
+    return out
+
+
+def logged(run: Path) -> dict[str, list[float]]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    acc = EventAccumulator(str(run), size_guidance={"scalars": 0, "images": 0, "tensors": 0})
+    acc.Reload()
+    out = {tag: [e.value for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+    out["_images"] = acc.Tags()["images"]
+    out["_texts"] = acc.Tags()["tensors"]
+    return out
+
+
+@pytest.mark.parametrize("gan_type", TYPES)
+def test_every_gan_type_trains_without_nan(tmp_path, shapes_dir, net_e, gan_type):
+    cfg = tiny_cfg(tmp_path, shapes_dir, net_e)
+    extra = sets(GAN__TYPE=gan_type, GAN__WGAN_WARMUP="false", GAN__DITER=2, TRAIN__MAX_STEPS=4)
+    assert main(["train", str(cfg), "--device", "cpu", *extra]) == 0
+    run = tmp_path / "output" / "tiny"
+    scalars = logged(run)
+    losses = {k: v for k, v in scalars.items() if k.startswith("loss/")}
+    assert all(math.isfinite(x) for v in losses.values() for x in v)
+    assert "loss/G_adversarial" in losses and "loss/D_fake" in losses
+    assert ("loss/D_wrong" in losses) == (not gan_type.startswith("vanilla"))  # CLS needs text
+    assert ("loss/G_interpolated" in losses) == (not gan_type.startswith("vanilla"))
+    assert ("loss/D_gradient_penalty" in losses) == (gan_type == "wgan-gp")
+    if "wgan" in gan_type:  # DITER 2: G learns on steps 2 and 4 only
+        assert len(losses["loss/G_adversarial"]) == 2 and len(losses["loss/D_fake"]) == 4
+    if gan_type in ("wgan", "vanilla_wgan"):  # weights clipped to +-CLIP after each critic step
+        d = load_checkpoint(latest_checkpoint(run / "checkpoints"))["nets"]["D"]
+        assert max(v.abs().max().item() for k, v in d.items() if v.is_floating_point() and "running" not in k) <= 0.01
+    assert "samples/fixed_captions" in scalars["_images"]
+    assert any(t.startswith("samples/captions") for t in scalars["_texts"])
+
+
+def test_wgan_critic_schedule_is_the_reference_one():
+    turns = [s for s in range(6000) if generator_turn(s, 5, True)]
+    assert turns[:3] == [99, 199, 299] and turns[24] == 2499      # 100 critic steps for the first 25
+    assert turns[25:27] == [2504, 2509]                            # then DITER
+    g500 = turns[500]                                              # the 500th G step waits 100 again
+    assert g500 - turns[499] == 100 and turns[501] - g500 == 5
+    assert [s for s in range(20) if generator_turn(s, 5, False)] == [4, 9, 14, 19]
+
+
+def test_same_seed_same_run_and_sampling_is_deterministic(tmp_path, shapes_dir, net_e):
+    nets = []
+    for name in ("a", "b"):
+        cfg = tiny_cfg(tmp_path / name, shapes_dir, net_e)
+        assert main(["train", str(cfg), "--device", "cpu"]) == 0
+        nets.append(load_checkpoint(latest_checkpoint(tmp_path / name / "output/tiny/checkpoints"))["nets"]["G"])
+    assert all(torch.equal(nets[0][k], nets[1][k]) for k in nets[0])
+
+
+def test_sample_gallery_from_free_text_captions_file(tmp_path, shapes_dir, net_e, capsys):
+    cfg = tiny_cfg(tmp_path, shapes_dir, net_e)
+    assert main(["train", str(cfg), "--device", "cpu"]) == 0
+    captions = tmp_path / "captions.txt"
+    captions.write_text("# never seen in training\na big violet disc in the middle\n\n"
+                        "a tiny green rhombus at the left and a large red star near the bottom\n")
+    args = ["sample", str(cfg), "--device", "cpu", "--captions", str(captions), "--caption", "a red qwzx star",
+            "--n", "3", "--interpolate", "a red circle", "a blue square", "--steps", "4"]
+    with pytest.warns(UserWarning, match="left out: qwzx"):  # unknown words are named, then dropped
+        assert main(args) == 0
+    out = tmp_path / "output" / "tiny" / "samples"
+    index = json.loads((out / "index.json").read_text())
+    assert [r["caption"] for r in index["rows"]] == [
+        "a red qwzx star", "a big violet disc in the middle",
+        "a tiny green rhombus at the left and a large red star near the bottom"]
+    page = (out / "index.html").read_text()
+    assert "a big violet disc in the middle" in page and "caption_002_02.png" in page
+    for row in index["rows"]:
+        for f in row["files"]:
+            assert Image.open(out / f).size == (32, 32)
+    assert len(index["interpolation"]["files"]) == 4 and (out / "interpolation.png").is_file()
+    first = (out / "caption_000_00.png").read_bytes()
+    with pytest.warns(UserWarning):
+        assert main(args) == 0  # same seed: same pixels
+    assert (out / "caption_000_00.png").read_bytes() == first
+    with pytest.warns(UserWarning):
+        assert main([*args, "--seed", "1"]) == 0
+    assert (out / "caption_000_00.png").read_bytes() != first
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--caption", " ... "], "has no words"),
+    (["--caption", "zzz qqq"], "none of its words are in the vocabulary"),
+    (["--captions", "missing.txt"], "missing.txt: file not found"),
+    ([], "nothing to sample"),
+    (["--caption", "a red circle", "--truncation", "-1"], "--truncation"),
+])
+def test_sample_bad_input_is_one_line(tmp_path, shapes_dir, net_e, capsys, args, message):
+    cfg = tiny_cfg(tmp_path, shapes_dir, net_e)
+    assert main(["train", str(cfg), "--device", "cpu", *sets(TRAIN__MAX_STEPS=1)]) == 0
+    capsys.readouterr()
+    assert main(["sample", str(cfg), "--device", "cpu", *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_missing_checkpoint_and_missing_text_encoder_are_one_line(tmp_path, shapes_dir, net_e, capsys):
+    cfg = tiny_cfg(tmp_path, shapes_dir, net_e)
+    assert main(["sample", str(cfg), "--device", "cpu", "--caption", "a red circle"]) == 2
+    assert "no checkpoint in" in capsys.readouterr().err
+    assert main(["train", str(cfg), "--device", "cpu", *sets(TRAIN__NET_E=tmp_path / "nope.pth")]) == 2
+    err = capsys.readouterr().err
+    assert "TRAIN.NET_E=" in err and "not found" in err and len(err.strip().splitlines()) == 1
+
+
+def write_reed_layout(path: Path, n_images: int = 12, classes: int = 3, dim: int = 1024) -> None:
+    """A Reed et al. HDF5 file written the way the original conversion script wrote it."""
+    rng = np.random.default_rng(0)
+    dt = h5py.special_dtype(vlen=str)
+    with h5py.File(path, "w") as f:
+        groups = {s: f.create_group(s) for s in ("train", "valid", "test")}
+        for i in range(n_images):
+            split = "test" if i >= n_images - 3 else "train"
+            cls = f"{i % classes + 1:03d}.Class_{i % classes}"
+            buf = io.BytesIO()
+            mode = "L" if i == 0 else "RGB"  # one grey-scale JPEG, as the originals have
+            Image.fromarray(rng.integers(0, 255, (50, 70, 3), dtype=np.uint8)).convert(mode).save(buf, "JPEG")
+            for c in range(2):
+                ex = groups[split].create_group(f"image_{i:04d}_{c}")
+                ex.create_dataset("name", data=f"image_{i:04d}")
+                ex.create_dataset("img", data=np.void(buf.getvalue()))
+                ex.create_dataset("embeddings", data=rng.standard_normal(dim).astype(np.float32))
+                ex.create_dataset("class", data=cls)
+                ex.create_dataset("txt", data=np.array(f"caption {c} of image {i}\n").astype(object), dtype=dt)
+
+
+def test_reed_hdf5_written_independently_trains_and_samples(tmp_path, capsys):
+    h5 = tmp_path / "flowers.hdf5"
+    write_reed_layout(h5)
+    ds = ReedH5Dataset(h5, "train", image_size=32, augment=True, wrong_image=True)
+    assert len(ds) == 18 and ds.embed_dim == 1024 and len(ds.class_names) == 3
+    item = ds[(0, 7)]
+    assert item["images"][0].shape == (3, 32, 32) and item["wrong_images"].shape == (3, 32, 32)
+    wrong_classes = {int(ds.class_ids[ds._wrong_index(0, np.random.default_rng(s))]) for s in range(20)}
+    assert int(ds.class_ids[0]) not in wrong_classes
+    assert torch.equal(ds[(3, 1)]["images"][0], ds[(3, 1)]["images"][0])  # a seed fixes the augmentation
+
+    cfg = tiny_cfg(tmp_path, h5, "")
+    assert main(["train", str(cfg), "--device", "cpu", *sets(DATASET_NAME="flowers")]) == 0
+    assert main(["sample", str(cfg), "--device", "cpu", "--from-split", "test", "--count", "2", "--n", "2",
+                 *sets(DATASET_NAME="flowers")]) == 0
+    index = json.loads((tmp_path / "output/tiny/samples/index.json").read_text())
+    assert [r["caption"] for r in index["rows"]] == ["caption 0 of image 9", "caption 1 of image 9"]
+    capsys.readouterr()
+    # Reed's embeddings came from a char-CNN-RNN we do not have: free text is a clear error
+    assert main(["sample", str(cfg), "--device", "cpu", "--caption", "a red flower", *sets(DATASET_NAME="flowers")]) == 2
+    assert "free text cannot be encoded" in capsys.readouterr().err
+
+
+def test_convert_reed_h5_round_trip(tmp_path, shapes_dir, net_e, capsys):
+    h5 = tmp_path / "shapes.h5"
+    assert main(["convert", "reed-h5", str(shapes_dir), str(h5), "--net-e", str(net_e)]) == 0
+    with h5py.File(h5, "r") as f:
+        assert set(f) == {"train", "valid", "test"} and len(f["train"]) == 240 and len(f["test"]) == 80
+        ex = f["train"][sorted(f["train"])[0]]
+        assert set(ex) == {"name", "img", "embeddings", "class", "txt"} and ex["embeddings"].shape == (32,)
+    original = TextImageDataset(shapes_dir, "train", image_sizes=[32], words_num=24, captions_per_image=10,
+                                augment=False, flip=False)
+    back = ReedH5Dataset(h5, "train", image_size=32, wrong_image=False)
+    assert torch.equal(back[0]["images"][0], original[0]["images"][0])  # the very same image bytes
+    assert back.caption(3) == original.vocab.decode(original.split_captions[3])
+    # trained on the converted file, the model still encodes free text (encoder recorded in the file)
+    cfg = tiny_cfg(tmp_path, h5, "")
+    assert main(["train", str(cfg), "--device", "cpu"]) == 0
+    assert main(["sample", str(cfg), "--device", "cpu", "--caption", "a red circle", "--n", "2"]) == 0
+
+
+def test_eval_scores_generated_images_with_the_judge(tmp_path, shapes_dir, net_e, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the judge caches under ./models/judges
+    import ganstack.metrics.shapes_judge as judge
+    monkeypatch.setattr(judge, "DEFAULT_EPOCHS", 1)
+    cfg = tiny_cfg(tmp_path, shapes_dir, net_e)
+    assert main(["train", str(cfg), "--device", "cpu"]) == 0
+    assert main(["eval", str(cfg), "--device", "cpu"]) == 0
+    report = json.loads((tmp_path / "output/tiny/eval/checkpoint_00000003.json").read_text())
+    gen, real = report["judge_generated"], report["judge_real"]
+    assert gen["num_images"] == 8 == real["num_images"]
+    for key in ("colour_accuracy", "shape_accuracy", "exact_match"):
+        assert 0.0 <= gen[key] <= 1.0
