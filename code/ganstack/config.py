@@ -53,7 +53,7 @@ DEFAULTS: dict[str, Any] = {
         "RNN_GRAD_CLIP": 0.25,
         "GRAD_CLIP": 0.0,        # > 0 clips every other optimizer's gradient norm
         "PRECISION": "fp32",     # fp32 | bf16 | fp16 (fp16 uses a GradScaler per optimizer)
-        "CHANNELS_LAST": False,
+        "CHANNELS_LAST": False,  # NHWC weights (and so activations) for conv nets
         "SYNC_BN": False,
         "EMA_DECAY": 0.999,
         "FLIP": True,            # random horizontal flip; off for data whose captions name left/right

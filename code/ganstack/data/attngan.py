@@ -67,6 +67,29 @@ def crop_to_box(img: Image.Image, box: list[float]) -> Image.Image:
     return img.crop((max(0, cx - r), max(0, cy - r), min(w, cx + r), min(h, cy + r)))
 
 
+def fit_image(img: Image.Image, size: int, *, augment: bool, flip: bool, rng: np.random.Generator) -> Image.Image:
+    """size x size; with augment, AttnGAN's resize to 76/64 of it, random crop and random flip."""
+    if augment:
+        load = int(size * 76 / 64)
+        img = img.resize((load, load), Image.BILINEAR)
+        x, y = rng.integers(0, load - size + 1, size=2)
+        img = img.crop((int(x), int(y), int(x) + size, int(y) + size))
+        if flip and rng.random() < 0.5:
+            img = img.transpose(Image.FLIP_LEFT_RIGHT)
+    elif img.size != (size, size):
+        img = img.resize((size, size), Image.BILINEAR)
+    return img
+
+
+def other_class_index(class_ids: np.ndarray, index: int, rng: np.random.Generator) -> int:
+    """A random item of another class: the mismatched pair of matching-aware discriminators
+    (any other item when there is a single class)."""
+    others = np.flatnonzero(class_ids != class_ids[index])
+    if len(others) == 0:
+        others = np.delete(np.arange(len(class_ids)), index)
+    return int(others[rng.integers(len(others))]) if len(others) else index
+
+
 def to_tensor(img: Image.Image) -> torch.Tensor:
     """PIL RGB -> float tensor in [-1, 1], CHW."""
     arr = torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1)
@@ -121,15 +144,7 @@ class TextImageDataset(torch.utils.data.Dataset):
         if self.boxes is not None:
             img = crop_to_box(img, self.boxes[self.keys[index]])
         top = self.image_sizes[-1]
-        if self.augment:  # resize to 76/64 of the size, random crop, random flip
-            load = int(top * 76 / 64)
-            img = img.resize((load, load), Image.BILINEAR)
-            x, y = rng.integers(0, load - top + 1, size=2)
-            img = img.crop((int(x), int(y), int(x) + top, int(y) + top))
-            if self.flip and rng.random() < 0.5:
-                img = img.transpose(Image.FLIP_LEFT_RIGHT)
-        elif img.size != (top, top):
-            img = img.resize((top, top), Image.BILINEAR)
+        img = fit_image(img, top, augment=self.augment, flip=self.flip, rng=rng)
         return [to_tensor(img if s == top else img.resize((s, s), Image.BILINEAR)) for s in self.image_sizes]
 
     def caption(self, index: int, rng: np.random.Generator) -> tuple[np.ndarray, int, int]:
@@ -142,13 +157,6 @@ class TextImageDataset(torch.utils.data.Dataset):
         ids, length = pad_caption(self.vocab.encode(caption), self.words_num, np.random.default_rng(0))
         return torch.from_numpy(ids), length
 
-    def wrong_index(self, index: int, rng: np.random.Generator) -> int:
-        """A random image of another class (any other image when there is one class only)."""
-        others = np.flatnonzero(self.class_ids != self.class_ids[index])
-        if len(others) == 0:
-            others = np.delete(np.arange(len(self)), index)
-        return int(others[rng.integers(len(others))]) if len(others) else index
-
     def __getitem__(self, item):
         index, seed = item if isinstance(item, tuple) else (item, 0)
         rng = np.random.default_rng(seed)
@@ -156,7 +164,7 @@ class TextImageDataset(torch.utils.data.Dataset):
         try:
             images = self.load_images(index, rng)
             if self.wrong_image:
-                current = self.wrong_index(index, rng)
+                current = other_class_index(self.class_ids, index, rng)
                 wrong = self.load_images(current, rng)[-1]
         except (OSError, ValueError, SyntaxError) as e:
             # A damaged file must not kill an epoch: collate drops it and counts it.

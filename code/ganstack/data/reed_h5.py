@@ -29,7 +29,7 @@ from PIL import Image
 
 from ..errors import GanstackError
 from ..io import atomic_path
-from .attngan import to_tensor
+from .attngan import fit_image, other_class_index, to_tensor
 
 SPLITS = ("train", "valid", "test")
 
@@ -111,30 +111,14 @@ class ReedH5Dataset(torch.utils.data.Dataset):
     def _image(self, index: int, rng: np.random.Generator) -> torch.Tensor:
         raw = bytes(np.asarray(self._group(index)["img"]).tobytes())
         img = Image.open(io.BytesIO(raw)).convert("RGB")  # grey-scale files become RGB
-        size = self.image_size
-        if self.augment:  # resize to 76/64 of the size, random crop and flip, as the AttnGAN reader
-            load = int(size * 76 / 64)
-            img = img.resize((load, load), Image.BILINEAR)
-            x, y = rng.integers(0, load - size + 1, size=2)
-            img = img.crop((int(x), int(y), int(x) + size, int(y) + size))
-            if self.flip and rng.random() < 0.5:
-                img = img.transpose(Image.FLIP_LEFT_RIGHT)
-        elif img.size != (size, size):
-            img = img.resize((size, size), Image.BILINEAR)
-        return to_tensor(img)
-
-    def _wrong_index(self, index: int, rng: np.random.Generator) -> int:
-        others = np.flatnonzero(self.class_ids != self.class_ids[index])
-        if len(others) == 0:  # one class only: any other image is the best wrong pair there is
-            others = np.delete(np.arange(len(self)), index)
-        return int(others[rng.integers(len(others))]) if len(others) else index
+        return to_tensor(fit_image(img, self.image_size, augment=self.augment, flip=self.flip, rng=rng))
 
     def __getitem__(self, item):
         index, seed = item if isinstance(item, tuple) else (item, 0)
         rng = np.random.default_rng(seed)
         try:
             image = self._image(index, rng)
-            wrong = self._image(self._wrong_index(index, rng), rng) if self.wrong_image else None
+            wrong = self._image(other_class_index(self.class_ids, index, rng), rng) if self.wrong_image else None
         except (OSError, ValueError, SyntaxError) as e:
             warnings.warn(f"{self.path}:{self.split}/{self.keys[index]}: unreadable image skipped ({e})",
                           stacklevel=2)
