@@ -263,3 +263,11 @@ def test_stop_and_resume_gives_the_same_generator_discriminator_and_ema(tmp_path
         for net in ("G", "D") if group == "nets" else ("G",):
             for key, value in a[group][net].items():
                 assert torch.equal(value, b[group][net][key]), f"{group}.{net}.{key} differs"
+
+
+def test_minibatch_discrimination_and_lsgan_options_train(tmp_path, shapes_dir, net_e):
+    cfg = tiny_cfg(tmp_path, shapes_dir, net_e)
+    assert main(["train", str(cfg), "--device", "cpu", *sets(GAN__MINIBATCH_KERNELS=4, GAN__ADV_LOSS="lsgan")]) == 0
+    d = load_checkpoint(latest_checkpoint(tmp_path / "output/tiny/checkpoints"))["nets"]["D"]
+    assert d["minibatch.T"].shape == (8 * 4 * 16, 4 * 16)  # ndf*4 features at 4x4 -> 4 kernels x 16 dims
+    assert all(math.isfinite(v) for v in logged(tmp_path / "output/tiny")["loss/D_real"])

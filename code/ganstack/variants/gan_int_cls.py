@@ -23,6 +23,8 @@ free text at sampling time.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 from torchvision.utils import make_grid
@@ -263,7 +265,6 @@ class GanIntCls(Variant):
     def evaluate(self, split: str, seed: int) -> dict:
         """On shapes: the judge's object accuracy of one image per test image, generated
         from one of its captions; elsewhere nothing yet (IS/FID arrive with the eval suite)."""
-        from pathlib import Path
         data_dir = Path(self.cfg.DATA_DIR)
         if not (data_dir / "meta.json").is_file():
             return {"note": "no metric for this dataset yet"}
