@@ -242,10 +242,11 @@ def test_eval_scores_generated_images_with_the_judge(tmp_path, shapes_dir, net_e
     monkeypatch.setattr(judge, "DEFAULT_EPOCHS", 1)
     cfg = tiny_cfg(tmp_path, shapes_dir, net_e)
     assert main(["train", str(cfg), "--device", "cpu"]) == 0
-    assert main(["eval", str(cfg), "--device", "cpu"]) == 0
+    assert main(["eval", str(cfg), "--device", "cpu", "--set", "EVAL.KID_SUBSET_SIZE=8",
+                 "--set", "EVAL.IS_SPLITS=4"]) == 0
     report = json.loads((tmp_path / "output/tiny/eval/checkpoint_00000003.json").read_text())
-    gen, real = report["judge_generated"], report["judge_real"]
-    assert gen["num_images"] == 8 == real["num_images"]
+    gen, real = report["object_accuracy"], report["object_accuracy_real"]
+    assert gen["num_images"] == 80 and real["num_images"] == 8  # every test caption once
     for key in ("colour_accuracy", "shape_accuracy", "exact_match"):
         assert 0.0 <= gen[key] <= 1.0
 

@@ -79,6 +79,8 @@ DEFAULTS: dict[str, Any] = {
         "WGAN_WARMUP": True,     # wgan/vanilla_wgan: 100 critic steps for the first 25 and every 500th G step
         "CLIP": 0.01,            # wgan/vanilla_wgan weight clipping
         "GP_LAMBDA": 10.0,       # wgan-gp gradient penalty weight
+        "D_NORM": "auto",        # discriminator normalisation: auto (batch; layer for wgan-gp) | batch | layer |
+                                 # spectral (spectral norm on every weight, no activation norm) | none
     },
     "TEXT": {
         "CAPTIONS_PER_IMAGE": 10,
@@ -99,6 +101,15 @@ DEFAULTS: dict[str, Any] = {
         "R_PRECISION_CANDIDATES": 100,   # 1 true + 99 random captions
         "SPLIT": "test",
         "BATCH_SIZE": 100,
+        # Generated-image metrics (ganstack eval on generator variants)
+        "IMAGES_PER_CAPTION": 1,         # images generated for every caption of the split
+        "NUM_IMAGES": 0,                 # > 0: stop at this many (the published protocol: 30000 on birds/COCO)
+        "INCEPTION_WEIGHTS": "",         # pt_inception-2015-12-05 weights file; empty: no Inception IS/FID/KID
+        "IS_SPLITS": 10,
+        "KID_SUBSETS": 100,
+        "KID_SUBSET_SIZE": 1000,         # images per KID subset; both sets need at least this many
+        "STATS_DIR": "models/stats",     # cached features of the real images
+        "SAVE_IMAGES": False,            # also write the generated images as PNGs under output/<run>/eval/
     },
 }
 
@@ -266,9 +277,11 @@ _CHOICES = {
     "DAMSM.IMAGE_ENCODER": ("cnn", "inception"),
     "GAN.TYPE": ("gan", "wgan", "wgan-gp", "vanilla_gan", "vanilla_wgan"),
     "GAN.ADV_LOSS": ("auto", "bce", "lsgan", "hinge", "wasserstein"),
+    "GAN.D_NORM": ("auto", "batch", "layer", "spectral", "none"),
 }
 _POSITIVE = ("TRAIN.BATCH_SIZE", "TREE.BASE_SIZE", "TREE.BRANCH_NUM", "TEXT.WORDS_NUM",
-             "TEXT.CAPTIONS_PER_IMAGE", "TEXT.EMBEDDING_DIM", "TRAIN.SNAPSHOT_INTERVAL",
+             "TEXT.CAPTIONS_PER_IMAGE", "TEXT.EMBEDDING_DIM", "TRAIN.SNAPSHOT_INTERVAL", "EVAL.IMAGES_PER_CAPTION",
+             "EVAL.IS_SPLITS", "EVAL.KID_SUBSETS", "EVAL.KID_SUBSET_SIZE", "EVAL.BATCH_SIZE",
              "TRAIN.LOG_INTERVAL", "TRAIN.KEEP_CHECKPOINTS", "GAN.DITER", "GAN.Z_DIM")
 
 

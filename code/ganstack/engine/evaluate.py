@@ -55,17 +55,105 @@ def load_variant(cfg: Config, ckpt: str | Path | None, device: str = "auto"):
     return variant, path, state
 
 
+def _generated_stream(variant, conditions, noise, batch_size: int, save_dir: Path | None):
+    """uint8 batches from the generator, optionally also written as PNGs."""
+    from ..metrics.distribution import to_uint8
+    from .sample import save_png  # sample imports this module
+    for start in range(0, len(noise), batch_size):
+        cond = None if conditions is None else conditions[start:start + batch_size]
+        images = variant.sample(cond, noise[start:start + batch_size]).cpu()
+        if save_dir is not None:
+            for k, image in enumerate(images):
+                save_png(image, save_dir / f"{start + k:06d}.png")
+        yield to_uint8(images)
+
+
+def _real_stream(variant, split: str, batch_size: int, workers: int):
+    """uint8 batches of the split's real images at the generator's resolution, in dataset order."""
+    from ..metrics.distribution import to_uint8
+    dataset = variant.dataset(split, train=False)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
+                                         collate_fn=variant.collate)
+    for batch in loader:
+        yield to_uint8(batch["images"][-1])
+
+
+def _extractors(cfg: Config, device) -> tuple[dict, dict]:
+    """The extractors that apply to this config, and a note for each one left out."""
+    extractors, skipped = {}, {}
+    if cfg.EVAL.INCEPTION_WEIGHTS:
+        from ..metrics.inception import InceptionFeatures
+        extractors["inception"] = InceptionFeatures(cfg.EVAL.INCEPTION_WEIGHTS, device)
+    else:
+        skipped["inception"] = "EVAL.INCEPTION_WEIGHTS is empty: no Inception IS/FID/KID"
+    if is_shapes(cfg):
+        from ..metrics.shapes_judge import judge_cache_file, load_or_train_judge
+        from ..metrics.suite import JudgeFeatures
+        judge = load_or_train_judge(cfg.DATA_DIR, device=str(device), seed=0)
+        extractors["judge"] = JudgeFeatures(judge, judge_cache_file(cfg.DATA_DIR))
+    else:
+        skipped["judge"] = "no judge for this dataset (judges exist for the embedded datasets)"
+    return extractors, skipped
+
+
+def is_shapes(cfg: Config) -> bool:
+    return cfg.DATASET_NAME == "shapes" and (Path(cfg.DATA_DIR) / "meta.json").is_file()
+
+
+def generation_metrics(cfg: Config, variant, split: str, seed: int, save_dir: Path | None = None) -> dict:
+    """Distribution metrics (per extractor) and object accuracy of generated images, beside the real split's."""
+    from ..metrics.reference_cache import ReferenceCache
+    from ..metrics.suite import evaluate_images
+    ev = cfg.EVAL
+    conditions, indices = variant.evaluation_conditions(split)
+    per = ev.IMAGES_PER_CAPTION
+    indices = [i for i in indices for _ in range(per)]
+    if conditions is not None:
+        conditions = conditions.repeat_interleave(per, dim=0)
+    if ev.NUM_IMAGES > 0:  # cycle through the captions up to the protocol's count
+        order = [k % len(indices) for k in range(ev.NUM_IMAGES)]
+        indices = [indices[k] for k in order]
+        conditions = None if conditions is None else conditions[order]
+    noise = variant.noise(len(indices), seed=seed)
+    extractors, skipped = _extractors(cfg, variant.device)
+    report = {"protocol": {
+        "split": split, "seed": seed, "generated_images": len(indices), "images_per_caption": per,
+        "generator": "EMA generator in eval mode" if "G" in getattr(variant, "ema_nets", ()) else "generator",
+        "images": "uint8 with rounding, at the generator's resolution; real images resized to it",
+        "is_splits": ev.IS_SPLITS, "kid": f"{ev.KID_SUBSETS} subsets of {ev.KID_SUBSET_SIZE}",
+        "statistics": "float64", "skipped": skipped}}
+    if not extractors:
+        return report
+    cache = ReferenceCache(ev.STATS_DIR, cfg.DATA_DIR, split, cfg.TREE.BASE_SIZE * 2 ** (cfg.TREE.BRANCH_NUM - 1))
+    scores = evaluate_images(
+        extractors, _generated_stream(variant, conditions, noise, ev.BATCH_SIZE, save_dir),
+        lambda: _real_stream(variant, split, ev.BATCH_SIZE, cfg.WORKERS), cache, ev)
+    features = scores.pop("_features")
+    report.update(scores)
+    report["reference_cache"] = cache.events
+    if "judge" in extractors:
+        from ..metrics.shapes_judge import load_labels, score_predictions
+        labels = load_labels(cfg.DATA_DIR, split)
+        report["object_accuracy"] = score_predictions(features["judge"]["probs"] > 0.5, labels[indices])
+        real = cache.features(extractors["judge"], lambda: iter(()))
+        report["object_accuracy_real"] = score_predictions(real["probs"] > 0.5, labels)
+    return report
+
+
 def evaluate_checkpoint(cfg: Config, *, ckpt: str | None, split: str, seed: int, device: str = "auto",
                         out: str | None = None) -> tuple[dict, Path]:
     variant, path, state = load_variant(cfg, ckpt, device)
+    out_path = Path(out) if out else run_dir_of(cfg) / "eval" / f"{path.stem}.json"
     with torch.no_grad():
         metrics = variant.evaluate(split, seed)
+        if hasattr(variant, "evaluation_conditions"):
+            save_dir = out_path.with_suffix("") if cfg.EVAL.SAVE_IMAGES else None
+            metrics.update(generation_metrics(cfg, variant, split, seed, save_dir))
+        elif is_shapes(cfg):  # no generator: the judge's real-image row alone
+            from ..metrics.shapes_judge import evaluate_real, load_or_train_judge
+            judge = load_or_train_judge(cfg.DATA_DIR, device=str(variant.device), seed=0)
+            metrics["object_accuracy_real"] = evaluate_real(judge, cfg.DATA_DIR, split=split)
     report = {"variant": cfg.VARIANT, "checkpoint": str(path), "step": state["step"], "split": split,
               "seed": seed, "data_dir": cfg.DATA_DIR, **metrics}
-    if (Path(cfg.DATA_DIR) / "meta.json").is_file() and cfg.DATASET_NAME == "shapes":
-        from ..metrics.shapes_judge import evaluate_real, load_or_train_judge
-        judge = load_or_train_judge(cfg.DATA_DIR, device=str(variant.device), seed=0)
-        report["judge_real"] = evaluate_real(judge, cfg.DATA_DIR, split=split)
-    out_path = Path(out) if out else run_dir_of(cfg) / "eval" / f"{path.stem}.json"
     write_text_atomic(out_path, json.dumps(report, indent=2) + "\n")
     return report, out_path

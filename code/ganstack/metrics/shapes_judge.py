@@ -93,7 +93,7 @@ def load_split(data_dir: str | Path, split: str) -> tuple[torch.Tensor, np.ndarr
     """(uint8 images (N, 3, S, S), labels (N, 3, 1) with -1 padding) of a shapes split."""
     data_dir = Path(data_dir)
     keys = [str(k) for k in load_pickle(data_dir / split / "filenames.pickle")]
-    labels = np.asarray(load_pickle(data_dir / split / "labels.pickle"))
+    labels = load_labels(data_dir, split)
     if len(labels) != len(keys):
         raise GanstackError(f"{data_dir / split / 'labels.pickle'}: {len(labels)} rows for {len(keys)} images")
     arrays = []
@@ -177,6 +177,16 @@ def train_judge(images_u8: torch.Tensor, labels, *, seed: int = 0, epochs: int =
                 step += 1
     judge.eval().requires_grad_(False)
     return judge
+
+
+def load_labels(data_dir: str | Path, split: str) -> np.ndarray:
+    """Object labels (N, 3, 1) of a shapes split, -1 padded, in file order."""
+    return np.asarray(load_pickle(Path(data_dir) / split / "labels.pickle"))
+
+
+def judge_cache_file(data_dir: str | Path, cache_dir: str | Path = "models/judges", seed: int = 0) -> Path:
+    """Where load_or_train_judge keeps the default judge of `data_dir` (its name hashes data and settings)."""
+    return cache_path(data_dir, cache_dir, seed, DEFAULT_EPOCHS, None)
 
 
 def cache_path(data_dir: str | Path, cache_dir: str | Path, seed: int, epochs: int, max_steps: int | None) -> Path:

@@ -43,8 +43,9 @@ def _init_dcgan(module: nn.Module) -> None:
 class TextProjection(nn.Sequential):
     """Embedding -> Linear -> BN -> LeakyReLU(0.2), as in both of Reed's networks."""
 
-    def __init__(self, embed_dim: int, proj_dim: int):
-        super().__init__(nn.Linear(embed_dim, proj_dim), nn.BatchNorm1d(proj_dim), nn.LeakyReLU(0.2, inplace=True))
+    def __init__(self, embed_dim: int, proj_dim: int, norm: bool = True):
+        super().__init__(nn.Linear(embed_dim, proj_dim), nn.BatchNorm1d(proj_dim) if norm else nn.Identity(),
+                         nn.LeakyReLU(0.2, inplace=True))
 
 
 class Generator(nn.Module):
@@ -91,7 +92,19 @@ class MinibatchDiscrimination(nn.Module):
 
 def _norm(kind: str, channels: int) -> nn.Module:
     # WGAN-GP penalises per-sample gradients, which batch statistics would mix: layer norm there.
-    return nn.BatchNorm2d(channels) if kind == "batch" else nn.GroupNorm(1, channels)
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "layer":
+        return nn.GroupNorm(1, channels)
+    return nn.Identity()  # spectral / none: no activation normalisation
+
+
+def spectrally_normalised(module: nn.Module) -> nn.Module:
+    """Spectral norm (Miyato et al. 2018) on every conv and linear weight of `module`."""
+    for m in list(module.modules()):
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.utils.parametrizations.spectral_norm(m)
+    return module
 
 
 class Discriminator(nn.Module):
@@ -107,10 +120,12 @@ class Discriminator(nn.Module):
             width *= 2
         self.features = nn.Sequential(*layers)
         self.minibatch = MinibatchDiscrimination(width * 16, minibatch_kernels) if minibatch_kernels else None
-        self.project = TextProjection(embed_dim, proj_dim) if conditional else None
+        self.project = TextProjection(embed_dim, proj_dim, norm=norm in ("batch", "layer")) if conditional else None
         joined = width + (proj_dim if conditional else 0) + minibatch_kernels
         self.logit = nn.Conv2d(joined, 1, 4, 1, 0, bias=False)
         _init_dcgan(self)
+        if norm == "spectral":
+            spectrally_normalised(self)
 
     def forward(self, images: torch.Tensor, embedding: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor]:

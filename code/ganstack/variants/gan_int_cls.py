@@ -23,8 +23,6 @@ free text at sampling time.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 import torch.nn.functional as F
 from torchvision.utils import make_grid
@@ -127,7 +125,7 @@ class GanIntCls(Variant):
                                    ngf=gan.GF_DIM, image_size=size, conditional=self.conditional)
         self.nets["D"] = Discriminator(embed_dim=embed_dim, proj_dim=gan.CONDITION_DIM, ndf=gan.DF_DIM,
                                        image_size=size, conditional=self.conditional,
-                                       norm="layer" if gan.TYPE == "wgan-gp" else "batch",
+                                       norm=self.d_norm(),
                                        minibatch_kernels=gan.MINIBATCH_KERNELS)
         betas = (cfg.TRAIN.BETA1, cfg.TRAIN.BETA2)
         for name, lr in (("D", cfg.TRAIN.DISCRIMINATOR_LR), ("G", cfg.TRAIN.GENERATOR_LR)):
@@ -135,6 +133,15 @@ class GanIntCls(Variant):
             self.optimizers[name] = OptimizerSpec(torch.optim.Adam(params, lr=lr, betas=betas),
                                                   clip_params=list(self.nets[name].parameters()),
                                                   clip_norm=cfg.TRAIN.GRAD_CLIP)
+
+    def d_norm(self) -> str:
+        gan = self.cfg.GAN
+        if gan.D_NORM == "auto":
+            return "layer" if gan.TYPE == "wgan-gp" else "batch"
+        if gan.D_NORM == "batch" and gan.TYPE == "wgan-gp":
+            raise GanstackError("GAN.D_NORM=batch with GAN.TYPE=wgan-gp: the gradient penalty is per sample and "
+                                "batch norm mixes samples; use layer, spectral or none")
+        return gan.D_NORM
 
     def text_embedding(self, batch: dict) -> torch.Tensor | None:
         if not self.conditional:
@@ -261,21 +268,16 @@ class GanIntCls(Variant):
                     f"row {i}: {t}" for i, t in enumerate(texts)), "samples/real_batch": real}
 
     # ----------------------------------------------------------- evaluation
-    @torch.no_grad()
-    def evaluate(self, split: str, seed: int) -> dict:
-        """On shapes: the judge's object accuracy of one image per test image, generated
-        from one of its captions; elsewhere nothing yet (IS/FID arrive with the eval suite)."""
-        data_dir = Path(self.cfg.DATA_DIR)
-        if not (data_dir / "meta.json").is_file():
-            return {"note": "no metric for this dataset yet"}
-        from ..metrics.shapes_judge import load_or_train_judge, load_split, object_accuracy
-        texts, cond, indices = self.conditions_from_split(split, 0, seed)
-        noise = self.noise(len(indices), seed=seed)
-        batch = self.cfg.EVAL.BATCH_SIZE
-        images = torch.cat([self.sample(None if cond is None else cond[i:i + batch], noise[i:i + batch]).cpu()
-                            for i in range(0, len(indices), batch)])
-        _, labels = load_split(data_dir, split)
-        judge = load_or_train_judge(data_dir, device=str(self.device), seed=0)
-        return {"images": len(indices), "judge_generated": object_accuracy(judge, images.to(self.device), labels),
-                "protocol": f"one image per {split} image from one of its captions (drawn with seed {seed}), "
-                            "EMA generator in eval mode, judge threshold 0.5"}
+    def evaluation_conditions(self, split: str) -> tuple[torch.Tensor | None, list[int]]:
+        """Every caption of every image of `split` (the small-set protocol): embeddings and the
+        index of each caption's image."""
+        dataset = self.dataset(split, train=False)
+        if isinstance(dataset, ReedH5Dataset):
+            indices = list(range(len(dataset)))
+            emb = torch.stack([dataset.embedding(i) for i in indices])
+            return (emb if self.conditional else None), indices
+        per_image = dataset.captions_per_image
+        indices = [i for i in range(len(dataset)) for _ in range(per_image)]
+        if not self.conditional:
+            return None, indices
+        return self.embedder.embed_all(list(dataset.split_captions[:len(indices)])), indices

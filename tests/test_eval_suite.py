@@ -1,0 +1,140 @@
+"""The evaluation suite through `ganstack eval`: parity with torch-fidelity's own API,
+reproducible reports, the reference-statistics cache and its staleness check, and the
+errors for a missing weights file and too few samples."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from unittest import mock
+
+import pytest
+import torch
+
+from ganstack.cli import main
+from test_gan_int_cls import net_e, sets, shapes_dir, tiny_cfg  # noqa: F401 (fixtures)
+
+
+def write_random_inception_weights(path: Path, seed: int = 0) -> Path:
+    """torch-fidelity's Inception with random weights, saved as the pt_inception-2015-12-05 file is
+    (a plain state dict). BN statistics are calibrated on random images so features stay lively."""
+    import torch_fidelity.feature_extractor_inceptionv3 as fe
+    torch.manual_seed(seed)
+    with mock.patch.object(fe, "load_state_dict_from_url", return_value={}), \
+            mock.patch.object(fe.FeatureExtractorInceptionV3, "load_state_dict", lambda self, sd: None):
+        net = fe.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.momentum = None  # cumulative average over the calibration batch
+    net.train()
+    with torch.no_grad():
+        net(torch.randint(0, 256, (6, 3, 32, 32), dtype=torch.uint8))
+    torch.save(net.state_dict(), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def inception_weights(tmp_path_factory) -> Path:
+    return write_random_inception_weights(tmp_path_factory.mktemp("weights") / "pt_inception-2015-12-05.pth")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, shapes_dir, net_e):  # noqa: F811
+    """A 3-step GAN-INT-CLS run on the shapes fixture; the judge cache lives in the run folder."""
+    root = tmp_path_factory.mktemp("run")
+    cwd = os.getcwd()
+    os.chdir(root)
+    import ganstack.metrics.shapes_judge as judge
+    with mock.patch.object(judge, "DEFAULT_EPOCHS", 1):
+        cfg = tiny_cfg(root, shapes_dir, net_e)
+        assert main(["train", str(cfg), "--device", "cpu"]) == 0
+    os.chdir(cwd)
+    return root, cfg
+
+
+def run_eval(root: Path, cfg: Path, *extra: str, out: str = "report.json") -> dict:
+    import ganstack.metrics.shapes_judge as judge
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        with mock.patch.object(judge, "DEFAULT_EPOCHS", 1):
+            code = main(["eval", str(cfg), "--device", "cpu", "--out", out, *extra])
+    finally:
+        os.chdir(cwd)
+    assert code == 0
+    return json.loads((root / out).read_text())
+
+
+SMALL = dict(EVAL__NUM_IMAGES=24, EVAL__IS_SPLITS=2, EVAL__KID_SUBSETS=5, EVAL__KID_SUBSET_SIZE=8)
+
+
+def test_inception_scores_equal_torch_fidelity_on_the_same_images(trained, inception_weights, shapes_dir):  # noqa: F811
+    import torch_fidelity
+    root, cfg = trained
+    report = run_eval(root, cfg, *sets(EVAL__INCEPTION_WEIGHTS=inception_weights, EVAL__SAVE_IMAGES="true", **SMALL))
+    saved = sorted((root / "report").glob("*.png"))
+    assert len(saved) == 24 == report["protocol"]["generated_images"]
+    # The fixture's images are already 32 px (BASE_SIZE), so the real reference is the JPEG files themselves.
+    real_dir = root / "real_test"
+    real_dir.mkdir()
+    from ganstack.data.pickles import load_pickle
+    for k, key in enumerate(load_pickle(shapes_dir / "test" / "filenames.pickle")):
+        (real_dir / f"{k:06d}.jpg").write_bytes((shapes_dir / "images" / f"{key}.jpg").read_bytes())
+    theirs = torch_fidelity.calculate_metrics(
+        input1=str(root / "report"), input2=str(real_dir), cuda=False, isc=True, fid=True, kid=True,
+        feature_extractor="inception-v3-compat", feature_extractor_weights_path=str(inception_weights),
+        isc_splits=2, kid_subsets=5, kid_subset_size=8, verbose=False, cache=False, save_cpu_ram=True)
+    ours = report["inception"]
+    assert ours["fid"] == pytest.approx(theirs["frechet_inception_distance"], rel=1e-6)
+    assert ours["kid"]["mean"] == pytest.approx(theirs["kernel_inception_distance_mean"], rel=1e-6)
+    # the spread of a few subsets' MMDs is a small difference of large sums: float64 vs their float32
+    assert ours["kid"]["std"] == pytest.approx(theirs["kernel_inception_distance_std"], rel=1e-3)
+    assert ours["is"]["mean"] == pytest.approx(theirs["inception_score_mean"], rel=1e-3)
+    assert ours["fid"] > 0 and ours["is"]["mean"] > 1.0
+
+
+def test_same_seed_gives_the_same_report_and_reuses_the_reference_cache(trained):
+    root, cfg = trained
+    first = run_eval(root, cfg, *sets(**SMALL), out="a.json")
+    second = run_eval(root, cfg, *sets(**SMALL), out="b.json")
+    first.pop("reference_cache")
+    assert second.pop("reference_cache") == ["hit", "hit"]  # judge features, then their probabilities
+    assert first == second
+    judge = first["judge"]
+    assert set(judge) >= {"is", "is_real", "fid", "kid"} and judge["fid"] >= 0
+    acc, real = first["object_accuracy"], first["object_accuracy_real"]
+    assert acc["num_images"] == 24 and real["num_images"] == 8
+    assert "inception" in first["protocol"]["skipped"]
+
+
+def test_changed_dataset_makes_the_cached_statistics_stale(trained, shapes_dir, tmp_path):  # noqa: F811
+    import shutil
+    root, cfg = trained
+    data = tmp_path / "shapes_copy"
+    shutil.copytree(shapes_dir, data)
+    run_eval(root, cfg, *sets(DATA_DIR=data, **SMALL), out="c.json")
+    image = next((data / "images").glob("*.jpg"))
+    os.utime(image, ns=(image.stat().st_atime_ns, image.stat().st_mtime_ns + 10**9))
+    report = run_eval(root, cfg, *sets(DATA_DIR=data, **SMALL), out="d.json")
+    assert report["reference_cache"][0] == "stale"
+
+
+def test_missing_weights_and_too_few_samples_are_one_line_errors(trained, capsys, tmp_path):
+    root, cfg = trained
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        code = main(["eval", str(cfg), "--device", "cpu", *sets(EVAL__INCEPTION_WEIGHTS=tmp_path / "nope.pth")])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(err) == 1 and "nope.pth" in err[0] and "download" in err[0]
+        code = main(["eval", str(cfg), "--device", "cpu", *sets(**{**SMALL, "EVAL__KID_SUBSET_SIZE": 50})])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(err) == 1 and "EVAL.KID_SUBSET_SIZE=50" in err[0]
+    finally:
+        os.chdir(cwd)
+
+
+def test_fid_from_fewer_images_than_feature_dimensions_warns_why(trained):
+    root, cfg = trained
+    with pytest.warns(UserWarning, match="covariance is singular"):
+        run_eval(root, cfg, *sets(**SMALL), out="e.json")
