@@ -272,3 +272,15 @@ def test_minibatch_discrimination_and_lsgan_options_train(tmp_path, shapes_dir, 
     d = load_checkpoint(latest_checkpoint(tmp_path / "output/tiny/checkpoints"))["nets"]["D"]
     assert d["minibatch.T"].shape == (8 * 4 * 16, 4 * 16)  # ndf*4 features at 4x4 -> 4 kernels x 16 dims
     assert all(math.isfinite(v) for v in logged(tmp_path / "output/tiny")["loss/D_real"])
+
+
+def test_spectral_norm_discriminator_trains_and_batch_norm_is_refused_for_wgan_gp(tmp_path, shapes_dir, net_e, capsys):
+    cfg = tiny_cfg(tmp_path, shapes_dir, net_e)
+    assert main(["train", str(cfg), "--device", "cpu", *sets(GAN__D_NORM="spectral", GAN__ADV_LOSS="hinge")]) == 0
+    d = load_checkpoint(latest_checkpoint(tmp_path / "output/tiny/checkpoints"))["nets"]["D"]
+    assert any(k.endswith("parametrizations.weight.original") for k in d)
+    assert not any("running_mean" in k for k in d)  # no batch norm left in D
+    assert all(math.isfinite(v) for v in logged(tmp_path / "output/tiny")["loss/D_real"])
+    bad = tiny_cfg(tmp_path / "bad", shapes_dir, net_e)
+    assert main(["train", str(bad), "--device", "cpu", *sets(GAN__D_NORM="batch", GAN__TYPE="wgan-gp")]) == 2
+    assert "GAN.D_NORM=batch" in capsys.readouterr().err
