@@ -138,3 +138,38 @@ def test_fid_from_fewer_images_than_feature_dimensions_warns_why(trained):
     root, cfg = trained
     with pytest.warns(UserWarning, match="covariance is singular"):
         run_eval(root, cfg, *sets(**SMALL), out="e.json")
+
+
+def test_eval_all_scores_every_checkpoint_into_tensorboard_curves(tmp_path, shapes_dir, net_e, monkeypatch):  # noqa: F811
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    import ganstack.metrics.shapes_judge as judge
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(judge, "DEFAULT_EPOCHS", 1)
+    cfg = tiny_cfg(tmp_path, shapes_dir, net_e)
+    assert main(["train", str(cfg), "--device", "cpu", *sets(TRAIN__MAX_STEPS=2, TRAIN__SNAPSHOT_INTERVAL=1)]) == 0
+    assert main(["eval", str(cfg), "--device", "cpu", "--all", *sets(**SMALL)]) == 0
+    reports = sorted((tmp_path / "output/tiny/eval").glob("checkpoint_*.json"))
+    assert [json.loads(p.read_text())["step"] for p in reports] == [1, 2]
+    acc = EventAccumulator(str(tmp_path / "output/tiny/eval"))
+    acc.Reload()
+    assert [e.step for e in acc.Scalars("eval/judge/fid")] == [1, 2]
+    assert "eval/object_accuracy/colour_accuracy" in acc.Tags()["scalars"]
+
+
+def test_periodic_evaluation_logs_metrics_without_changing_training(tmp_path, shapes_dir, net_e, monkeypatch):  # noqa: F811
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from ganstack.engine.checkpoint import latest_checkpoint, load_checkpoint
+    import ganstack.metrics.shapes_judge as judge
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(judge, "DEFAULT_EPOCHS", 1)
+    runs = {}
+    for name, interval in (("plain", 0), ("evaluated", 2)):
+        cfg = tiny_cfg(tmp_path / name, shapes_dir, net_e)
+        assert main(["train", str(cfg), "--device", "cpu", *sets(TRAIN__MAX_STEPS=4, TRAIN__EVAL_INTERVAL=interval,
+                                                                   **SMALL)]) == 0
+        runs[name] = load_checkpoint(latest_checkpoint(tmp_path / name / "output/tiny/checkpoints"))
+    for key, value in runs["plain"]["nets"]["G"].items():
+        assert torch.equal(value, runs["evaluated"]["nets"]["G"][key]), key
+    acc = EventAccumulator(str(tmp_path / "evaluated/output/tiny"))
+    acc.Reload()
+    assert [e.step for e in acc.Scalars("eval/judge/fid")] == [2, 4]

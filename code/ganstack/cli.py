@@ -54,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default=None, help="dataset split (default: EVAL.SPLIT)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random draws (default 0)")
     p.add_argument("--out", help="report path (default: output/<RUN_NAME>/eval/<checkpoint>.json)")
+    p.add_argument("--all", action="store_true",
+                   help="evaluate every checkpoint of the run (metric curves in TensorBoard under output/<run>/eval)")
 
     p = sub.add_parser("sample", help="images for captions from a trained generator, with an index.html gallery")
     _add_config_args(p)
@@ -123,11 +125,20 @@ def cmd_train(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from .engine.evaluate import evaluate_checkpoint
     from .config import load_config
+    from .engine.evaluate import evaluate_checkpoint, evaluate_run, log_scalars
     cfg = load_config(args.cfg, args.overrides)
-    report, path = evaluate_checkpoint(cfg, ckpt=args.ckpt, split=args.split or cfg.EVAL.SPLIT,
-                                       seed=args.seed, device=args.device, out=args.out)
+    split = args.split or cfg.EVAL.SPLIT
+    if args.all:
+        if args.ckpt or args.out:
+            raise GanstackError("eval --all evaluates every checkpoint of the run; drop --ckpt / --out")
+        for report, path in evaluate_run(cfg, split=split, seed=args.seed, device=args.device):
+            print(f"step {report['step']}: {path}", file=sys.stderr)
+        return 0
+    report, path = evaluate_checkpoint(cfg, ckpt=args.ckpt, split=split, seed=args.seed, device=args.device,
+                                       out=args.out)
+    if not args.out:
+        log_scalars(cfg, report)
     print(json.dumps(report, indent=2))
     print(f"report: {path}", file=sys.stderr)
     return 0

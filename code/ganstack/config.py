@@ -41,6 +41,7 @@ DEFAULTS: dict[str, Any] = {
         "KEEP_CHECKPOINTS": 3,   # the last K periodic checkpoints are kept
         "LOG_INTERVAL": 50,      # steps between scalar logs
         "IMAGE_INTERVAL": 500,   # steps between image grids in TensorBoard
+        "EVAL_INTERVAL": 0,      # > 0: steps between `ganstack eval` metrics logged to TensorBoard (generators)
         "DISCRIMINATOR_LR": 2e-4,
         "GENERATOR_LR": 2e-4,
         "ENCODER_LR": 2e-4,

@@ -15,7 +15,7 @@ from ..config import Config
 from ..errors import GanstackError
 from ..io import write_text_atomic
 from ..variants import get_variant
-from .checkpoint import latest_checkpoint, load_checkpoint
+from .checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
 from .distributed import setup
 from .trainer import run_dir_of, seed_everything
 
@@ -157,3 +157,41 @@ def evaluate_checkpoint(cfg: Config, *, ckpt: str | None, split: str, seed: int,
               "seed": seed, "data_dir": cfg.DATA_DIR, **metrics}
     write_text_atomic(out_path, json.dumps(report, indent=2) + "\n")
     return report, out_path
+
+
+def scalar_metrics(report: dict, prefix: str = "eval") -> dict[str, float]:
+    """The report's numbers as flat TensorBoard tags (eval/judge/fid, eval/object_accuracy/exact_match...)."""
+    out = {}
+    for key, value in report.items():
+        if key in ("protocol", "step", "seed") or isinstance(value, bool):
+            continue
+        if isinstance(value, dict):
+            out.update(scalar_metrics(value, f"{prefix}/{key}"))
+        elif isinstance(value, (int, float)) and not key.endswith(("images", "splits", "subsets", "subset_size")):
+            out[f"{prefix}/{key}"] = float(value)
+    return out
+
+
+def log_scalars(cfg: Config, report: dict) -> None:
+    """Eval metrics into the run's TensorBoard folder at the checkpoint's step: curves over training."""
+    from torch.utils.tensorboard import SummaryWriter
+    writer = SummaryWriter(str(run_dir_of(cfg) / "eval"))
+    try:
+        for tag, value in scalar_metrics(report).items():
+            writer.add_scalar(tag, value, report.get("step") or 0)
+    finally:
+        writer.close()
+
+
+def evaluate_run(cfg: Config, *, split: str, seed: int, device: str = "auto") -> list[tuple[dict, Path]]:
+    """Every checkpoint of the run, oldest first; each gets its report and TensorBoard points."""
+    checkpoints = list_checkpoints(run_dir_of(cfg) / "checkpoints")
+    if not checkpoints:
+        raise GanstackError(f"no checkpoint in {run_dir_of(cfg) / 'checkpoints'}: train first")
+    done = []
+    for path in checkpoints:
+        report, out = evaluate_checkpoint(cfg, ckpt=str(path), split=split, seed=seed, device=device)
+        log_scalars(cfg, report)
+        done.append((report, out))
+    return done
+

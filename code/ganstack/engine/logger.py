@@ -65,6 +65,12 @@ class Logger:
         self.counts.clear()
         self.count = 0
 
+    def scalars(self, values: dict[str, float], step: int) -> None:
+        """Write values at once (no averaging): evaluation results."""
+        if self.writer:
+            for k, v in values.items():
+                self.writer.add_scalar(k, v, step)
+
     def images(self, tag: str, grid: torch.Tensor, step: int) -> None:
         if self.writer:
             self.writer.add_image(tag, grid, step)

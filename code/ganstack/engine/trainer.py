@@ -12,6 +12,7 @@ reproduces the uninterrupted run bit for bit.
 """
 from __future__ import annotations
 
+import contextlib
 import random
 import shutil
 import signal
@@ -249,6 +250,9 @@ class Trainer:
                     images_seen, busy, data_wait = 0, 0.0, 0.0
                 if env.is_main and self.step % cfg.TRAIN.IMAGE_INTERVAL == 0:
                     self._log_visuals(logger, batch)
+                if (env.is_main and cfg.TRAIN.EVAL_INTERVAL > 0 and self.step % cfg.TRAIN.EVAL_INTERVAL == 0
+                        and hasattr(self.variant, "evaluation_conditions")):
+                    self._log_evaluation(logger)
                 if distributed.any_rank(env, self.stop_signal is not None):
                     self._stop(logger)
                 if self.step % cfg.TRAIN.SNAPSHOT_INTERVAL == 0 and self.step < self.total_steps:
@@ -269,18 +273,37 @@ class Trainer:
                                              total_steps=self.total_steps, decay=t.LR_DECAY,
                                              min_factor=t.LR_MIN_FACTOR))
 
-    def _log_visuals(self, logger: Logger, batch: dict) -> None:
-        # Rank 0 alone draws visuals: through the bare modules, because a DDP
-        # forward is a collective (buffer broadcast) the other ranks never join.
+    @contextlib.contextmanager
+    def _bare_eval_mode(self):
+        # Rank 0 alone draws visuals and evaluates: through the bare modules, because a DDP
+        # forward is a collective (buffer broadcast) the other ranks never join. The RNG
+        # states are restored after, so visuals and evaluations never change the training.
         wrapped = dict(self.variant.nets)
         self.variant.nets.update({n: unwrap(net) for n, net in wrapped.items()})
         self.variant.train(False)
+        rngs = rng_state()
         try:
             with torch.no_grad():
-                visuals = self.variant.visuals(_to_device(batch, self.env.device))
+                yield
         finally:
+            set_rng_state(rngs)
             self.variant.nets.update(wrapped)
             self.variant.train(True)
+
+    def _log_evaluation(self, logger: Logger) -> None:
+        """TRAIN.EVAL_INTERVAL: the `ganstack eval` metrics of the current weights, as curves."""
+        from .evaluate import generation_metrics, scalar_metrics
+        with self._bare_eval_mode():
+            report = generation_metrics(self.cfg, self.variant, self.cfg.EVAL.SPLIT, seed=0)
+        report.pop("reference_cache", None)
+        values = scalar_metrics(report)
+        logger.scalars(values, self.step)
+        shown = {k: v for k, v in values.items() if k.endswith(("/fid", "colour_accuracy", "shape_accuracy"))}
+        logger.info(f"eval at step {self.step}: " + "  ".join(f"{k[5:]} {v:.4g}" for k, v in shown.items()))
+
+    def _log_visuals(self, logger: Logger, batch: dict) -> None:
+        with self._bare_eval_mode():
+            visuals = self.variant.visuals(_to_device(batch, self.env.device))
         for tag, value in visuals.items():
             if isinstance(value, str):
                 logger.text(tag, value, self.step)
