@@ -12,30 +12,13 @@ import pytest
 import torch
 
 from ganstack.cli import main
+from ganstack.metrics.inception import write_random_weights
 from test_gan_int_cls import net_e, sets, shapes_dir, tiny_cfg  # noqa: F401 (fixtures)
-
-
-def write_random_inception_weights(path: Path, seed: int = 0) -> Path:
-    """torch-fidelity's Inception with random weights, saved as the pt_inception-2015-12-05 file is
-    (a plain state dict). BN statistics are calibrated on random images so features stay lively."""
-    import torch_fidelity.feature_extractor_inceptionv3 as fe
-    torch.manual_seed(seed)
-    with mock.patch.object(fe, "load_state_dict_from_url", return_value={}), \
-            mock.patch.object(fe.FeatureExtractorInceptionV3, "load_state_dict", lambda self, sd: None):
-        net = fe.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
-    for m in net.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.momentum = None  # cumulative average over the calibration batch
-    net.train()
-    with torch.no_grad():
-        net(torch.randint(0, 256, (6, 3, 32, 32), dtype=torch.uint8))
-    torch.save(net.state_dict(), path)
-    return path
 
 
 @pytest.fixture(scope="module")
 def inception_weights(tmp_path_factory) -> Path:
-    return write_random_inception_weights(tmp_path_factory.mktemp("weights") / "pt_inception-2015-12-05.pth")
+    return write_random_weights(tmp_path_factory.mktemp("weights") / "pt_inception-2015-12-05.pth")
 
 
 @pytest.fixture(scope="module")
@@ -173,3 +156,25 @@ def test_periodic_evaluation_logs_metrics_without_changing_training(tmp_path, sh
     acc = EventAccumulator(str(tmp_path / "evaluated/output/tiny"))
     acc.Reload()
     assert [e.step for e in acc.Scalars("eval/judge/fid")] == [2, 4]
+
+
+def test_r_precision_of_generated_and_real_images_with_the_damsm_encoders(trained, net_e, tmp_path,  # noqa: F811
+                                                                          monkeypatch):
+    import shutil
+    from ganstack.nets.damsm import SmallImageEncoder
+    root, cfg = trained
+    damsm = tmp_path / "damsm"
+    damsm.mkdir()
+    shutil.copy(net_e, damsm / "text_encoder.pth")
+    torch.manual_seed(0)
+    torch.save(SmallImageEncoder(32, ndf=8, image_size=32).state_dict(), damsm / "image_encoder.pth")
+    (damsm / "config.yml").write_text("TREE:\n  BASE_SIZE: 32\n")
+    report = run_eval(root, cfg, *sets(TRAIN__NET_E=damsm / "text_encoder.pth", EVAL__R_PRECISION_CANDIDATES=4,
+                                       **SMALL), out="rp.json")
+    for key in ("r_precision", "r_precision_real"):
+        assert report[key]["images"] == 24 and 0.0 <= report[key]["mean"] <= 1.0
+    assert "r_precision" not in report["protocol"]["skipped"]
+    (damsm / "image_encoder.pth").write_bytes(b"garbage")
+    monkeypatch.chdir(root)
+    code = main(["eval", str(cfg), "--device", "cpu", *sets(TRAIN__NET_E=damsm / "text_encoder.pth", **SMALL)])
+    assert code == 2

@@ -284,3 +284,24 @@ def test_spectral_norm_discriminator_trains_and_batch_norm_is_refused_for_wgan_g
     bad = tiny_cfg(tmp_path / "bad", shapes_dir, net_e)
     assert main(["train", str(bad), "--device", "cpu", *sets(GAN__D_NORM="batch", GAN__TYPE="wgan-gp")]) == 2
     assert "GAN.D_NORM=batch" in capsys.readouterr().err
+
+
+def test_diff_augment_trains_and_an_unknown_policy_is_a_one_line_error(tmp_path, shapes_dir, net_e, capsys):
+    from ganstack.augment import diff_augment, parse_policy
+    cfg = tiny_cfg(tmp_path, shapes_dir, net_e)
+    assert main(["train", str(cfg), "--device", "cpu", *sets(GAN__DIFF_AUGMENT="color,translation,cutout")]) == 0
+    assert all(math.isfinite(v) for v in logged(tmp_path / "output/tiny")["loss/G_adversarial"])
+    bad = tiny_cfg(tmp_path / "bad", shapes_dir, net_e)
+    assert main(["train", str(bad), "--device", "cpu", *sets(GAN__DIFF_AUGMENT="translation,zoom")]) == 2
+    assert "'zoom'" in capsys.readouterr().err
+    # cutout zeroes a quarter of every image; translation moves content without scaling it
+    torch.manual_seed(0)
+    ones = torch.ones(16, 3, 32, 32, requires_grad=True)
+    cut = diff_augment(ones, parse_policy("cutout"))
+    assert torch.all((cut == 0).float().mean(dim=(1, 2, 3)) <= 0.25) and (cut == 0).any()
+    cut.sum().backward()
+    assert ones.grad.sum() > 0  # differentiable: the generator learns through it
+    square = torch.zeros(8, 1, 32, 32)
+    square[:, :, 12:20, 12:20] = 1
+    moved = diff_augment(square, parse_policy("translation"))
+    assert torch.all(moved.sum(dim=(1, 2, 3)) == 64)

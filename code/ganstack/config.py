@@ -82,6 +82,7 @@ DEFAULTS: dict[str, Any] = {
         "GP_LAMBDA": 10.0,       # wgan-gp gradient penalty weight
         "D_NORM": "auto",        # discriminator normalisation: auto (batch; layer for wgan-gp) | batch | layer |
                                  # spectral (spectral norm on every weight, no activation norm) | none
+        "DIFF_AUGMENT": "",      # DiffAugment policies for every D input: comma-separated color,translation,cutout
     },
     "TEXT": {
         "CAPTIONS_PER_IMAGE": 10,

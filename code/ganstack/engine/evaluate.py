@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ..config import Config
@@ -103,7 +104,7 @@ def is_shapes(cfg: Config) -> bool:
 def generation_metrics(cfg: Config, variant, split: str, seed: int, save_dir: Path | None = None) -> dict:
     """Distribution metrics (per extractor) and object accuracy of generated images, beside the real split's."""
     from ..metrics.reference_cache import ReferenceCache
-    from ..metrics.suite import evaluate_images
+    from ..metrics.suite import DamsmCodes, evaluate_images
     ev = cfg.EVAL
     conditions, indices = variant.evaluation_conditions(split)
     per = ev.IMAGES_PER_CAPTION
@@ -122,13 +123,21 @@ def generation_metrics(cfg: Config, variant, split: str, seed: int, save_dir: Pa
         "images": "uint8 with rounding, at the generator's resolution; real images resized to it",
         "is_splits": ev.IS_SPLITS, "kid": f"{ev.KID_SUBSETS} subsets of {ev.KID_SUBSET_SIZE}",
         "statistics": "float64", "skipped": skipped}}
-    if not extractors:
+    encoder = variant.damsm_image_encoder() if hasattr(variant, "damsm_image_encoder") else None
+    probes = {"damsm": DamsmCodes(encoder.to(variant.device))} if encoder is not None and conditions is not None else {}
+    if not probes:
+        skipped["r_precision"] = "no DAMSM image encoder beside TRAIN.NET_E (or embeddings not from DAMSM)"
+    if not extractors and not probes:
         return report
     cache = ReferenceCache(ev.STATS_DIR, cfg.DATA_DIR, split, cfg.TREE.BASE_SIZE * 2 ** (cfg.TREE.BRANCH_NUM - 1))
+    real_stream = lambda: _real_stream(variant, split, ev.BATCH_SIZE, cfg.WORKERS)  # noqa: E731
     scores = evaluate_images(
-        extractors, _generated_stream(variant, conditions, noise, ev.BATCH_SIZE, save_dir),
-        lambda: _real_stream(variant, split, ev.BATCH_SIZE, cfg.WORKERS), cache, ev)
+        extractors, _generated_stream(variant, conditions, noise, ev.BATCH_SIZE, save_dir), real_stream, cache, ev,
+        probes=probes)
     features = scores.pop("_features")
+    if probes:
+        report.update(_r_precision(cfg, variant, split, seed, features["damsm"]["code"], conditions, indices,
+                                   probes["damsm"], real_stream))
     report.update(scores)
     report["reference_cache"] = cache.events
     if "judge" in extractors:
@@ -138,6 +147,19 @@ def generation_metrics(cfg: Config, variant, split: str, seed: int, save_dir: Pa
         real = cache.features(extractors["judge"], lambda: iter(()))
         report["object_accuracy_real"] = score_predictions(real["probs"] > 0.5, labels)
     return report
+
+
+def _r_precision(cfg: Config, variant, split: str, seed: int, codes, conditions, indices, probe, real_stream) -> dict:
+    """R-precision of generated images against their captions' DAMSM sentence codes, and of the
+    real images under the same captions (each real image once per caption it has)."""
+    from ..metrics.rprecision import r_precision
+    from ..metrics.suite import extract
+    ev = cfg.EVAL
+    class_ids = np.asarray(variant.dataset(split, train=False).class_ids)
+    kwargs = dict(candidates=ev.R_PRECISION_CANDIDATES, runs=ev.R_PRECISION_RUNS, seed=seed)
+    real_codes = extract({"damsm": probe}, real_stream())["damsm"]["code"]
+    return {"r_precision": r_precision(codes, conditions, class_ids=class_ids[indices], **kwargs),
+            "r_precision_real": r_precision(real_codes[indices], conditions, class_ids=class_ids[indices], **kwargs)}
 
 
 def evaluate_checkpoint(cfg: Config, *, ckpt: str | None, split: str, seed: int, device: str = "auto",

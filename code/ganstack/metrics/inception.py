@@ -47,3 +47,27 @@ class InceptionFeatures(torch.nn.Module):
     def forward(self, images_u8: torch.Tensor) -> dict[str, torch.Tensor]:
         pool, logits = self.net(images_u8.to(next(self.net.parameters()).device))
         return {"pool": pool, "logits": logits}
+
+
+def write_random_weights(path: str | Path, seed: int = 0) -> Path:
+    """Randomly initialised weights in the pt_inception-2015-12-05 file format (a plain state dict),
+    for tests, benchmarks and offline smoke runs; BN statistics are calibrated on random images so
+    the features stay lively. Scores computed with them mean nothing beyond parity and speed."""
+    from unittest import mock
+
+    import torch_fidelity.feature_extractor_inceptionv3 as fe
+    torch.manual_seed(seed)
+    with mock.patch.object(fe, "load_state_dict_from_url", return_value={}), \
+            mock.patch.object(fe.FeatureExtractorInceptionV3, "load_state_dict", lambda self, sd: None):
+        net = fe.FeatureExtractorInceptionV3(EXTRACTOR_NAME, ["2048"])
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.momentum = None  # cumulative average over the calibration batch
+    net.train()
+    with torch.no_grad():
+        net(torch.randint(0, 256, (6, 3, 32, 32), dtype=torch.uint8))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(net.state_dict(), path)
+    return path
+

@@ -72,13 +72,30 @@ def distribution_scores(generated: dict[str, torch.Tensor], real: dict[str, torc
     }
 
 
+class DamsmCodes(torch.nn.Module):
+    """A DAMSM image encoder as a probe: the global image code, for R-precision."""
+
+    name = "damsm"
+
+    def __init__(self, encoder):
+        super().__init__()
+        self.encoder = encoder
+
+    @torch.no_grad()
+    def forward(self, images_u8: torch.Tensor) -> dict[str, torch.Tensor]:
+        device = next(self.encoder.parameters()).device
+        return {"code": self.encoder(images_u8.to(device).float() / 127.5 - 1.0)[1]}
+
+
 def evaluate_images(extractors: dict[str, torch.nn.Module], generated_u8: Iterable[torch.Tensor],
-                    reference: Callable[[], Iterable[torch.Tensor]], cache: ReferenceCache, eval_cfg) -> dict:
+                    reference: Callable[[], Iterable[torch.Tensor]], cache: ReferenceCache, eval_cfg,
+                    probes: dict[str, torch.nn.Module] | None = None) -> dict:
     """Distribution scores of a generated stream against the (cached) real split, per extractor.
 
-    Returns {extractor: scores} plus the generated features under "_features" for callers
-    that score more (object accuracy)."""
-    generated = extract(extractors, generated_u8)
+    `probes` see the same stream (one pass) but get no distribution score. Returns
+    {extractor: scores} plus every generated feature under "_features" for callers that
+    score more (object accuracy, R-precision)."""
+    generated = extract({**extractors, **(probes or {})}, generated_u8)
     report = {}
     for name, extractor in extractors.items():
         real = cache.features(extractor, reference)

@@ -250,3 +250,30 @@ def load_text_encoder(path: str | Path) -> TextEncoder:
                           bidirectional=bidirectional, rnn_type=rnn_type or "?", fc_layer="fc.weight" in state)
     encoder.load_state_dict(state)
     return encoder.eval().requires_grad_(False)
+
+
+def load_image_encoder(path: str | Path, image_size: int = 64) -> nn.Module:
+    """A DAMSM image encoder rebuilt from its saved state dict (image_encoder.pth).
+
+    The kind and widths come from the tensors: the small cnn (``local_net.*``) or the
+    Inception one (trunk + heads; AttnGAN's files carry the trunk too). The cnn's input
+    size is not in the weights: pass the DAMSM run's resolution (images are resized to it).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise GanstackError(f"{path}: DAMSM image encoder not found; it is written beside text_encoder.pth "
+                            "by the DAMSM job (./train.sh cpu cfg/damsm/shapes.yml)")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        nef = state["emb_cnn_code.weight"].shape[0]
+        if "local_net.0.0.weight" in state:
+            encoder = SmallImageEncoder(nef, ndf=state["local_net.0.0.weight"].shape[0], image_size=image_size)
+        else:
+            encoder = InceptionImageEncoder(nef, None)
+        encoder.load_state_dict(state)
+    except GanstackError:
+        raise
+    except Exception as e:  # noqa: BLE001 - any unreadable file gets the same one-line answer
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise GanstackError(f"{path}: not a DAMSM image encoder ({type(e).__name__}: {first})") from None
+    return encoder.eval().requires_grad_(False)

@@ -23,10 +23,14 @@ free text at sampling time.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
+import yaml
 from torchvision.utils import make_grid
 
+from ..augment import diff_augment, parse_policy
 from ..data import attngan
 from ..data.embeddings import SentenceEmbedder
 from ..data.reed_h5 import ReedH5Dataset, read_attrs
@@ -34,6 +38,7 @@ from ..data.text import Vocabulary
 from ..engine.optim import OptimizerSpec, Updater
 from ..errors import GanstackError
 from ..losses import discriminator_term, feature_matching, generator_term, gradient_penalty
+from ..nets.damsm import load_image_encoder
 from ..nets.dcgan import Discriminator, Generator
 from .base import Variant, frozen, unwrap
 
@@ -87,6 +92,7 @@ class GanIntCls(Variant):
         self.cls = gan.CLS and self.conditional
         self.int = gan.INT and self.conditional
         self.z_dim = gan.Z_DIM
+        self.augment_policy = parse_policy(gan.DIFF_AUGMENT)
         self.embedder: SentenceEmbedder | None = None
         self._fixed = None
 
@@ -134,6 +140,9 @@ class GanIntCls(Variant):
                                                   clip_params=list(self.nets[name].parameters()),
                                                   clip_norm=cfg.TRAIN.GRAD_CLIP)
 
+    def augment(self, images: torch.Tensor) -> torch.Tensor:
+        return diff_augment(images, self.augment_policy) if self.augment_policy else images
+
     def d_norm(self) -> str:
         gan = self.cfg.GAN
         if gan.D_NORM == "auto":
@@ -165,15 +174,17 @@ class GanIntCls(Variant):
         z = torch.randn(real.shape[0], self.z_dim, device=real.device)
         smooth = gan.REAL_LABEL if self.adv in ("bce", "lsgan") else 1.0
 
+        aug = self.augment  # identity unless GAN.DIFF_AUGMENT: D only ever sees augmented images
+
         # 1. Discriminator: real pair -> real; generated pair (and, CLS, mismatched pair) -> fake.
         with opt.autocast():
             fake = G(z, h)
-            real_logits, _ = D(real, h)
-            fake_logits, _ = D(fake.detach(), h)
+            real_logits, _ = D(aug(real), h)
+            fake_logits, _ = D(aug(fake.detach()), h)
             d_terms = {"loss/D_real": discriminator_term(self.adv, real_logits, True, real_label=smooth),
                        "loss/D_fake": discriminator_term(self.adv, fake_logits, False)}
             if self.cls:
-                wrong_logits, _ = D(batch["wrong_images"], h)
+                wrong_logits, _ = D(aug(batch["wrong_images"]), h)
                 d_terms["loss/D_wrong"] = discriminator_term(self.adv, wrong_logits, False)
             if gan.TYPE == "wgan-gp":
                 d_terms["loss/D_gradient_penalty"] = gan.GP_LAMBDA * gradient_penalty(
@@ -192,16 +203,16 @@ class GanIntCls(Variant):
         # 2. Generator: fool D on (x_hat, h), and (INT) on interpolated text; FM and L1 as the reference.
         d_plain = unwrap(D)  # D's weights stay put here; the bare module keeps DDP's hooks out of it
         with frozen(d_plain), opt.autocast():
-            logits, fake_features = d_plain(fake, h)
+            logits, fake_features = d_plain(aug(fake), h)
             g_terms = {"loss/G_adversarial": generator_term(self.adv, logits)}
             if self.int:
                 h_int = gan.INT_BETA * h + (1 - gan.INT_BETA) * h.roll(1, dims=0)
                 z_int = torch.randn_like(z)
-                int_logits, _ = d_plain(G(z_int, h_int), h_int)
+                int_logits, _ = d_plain(aug(G(z_int, h_int)), h_int)
                 g_terms["loss/G_interpolated"] = generator_term(self.adv, int_logits)
             if gan.L2_COEF > 0:
                 with torch.no_grad():
-                    _, real_features = d_plain(real, h)
+                    _, real_features = d_plain(aug(real), h)
                 g_terms["loss/G_feature_matching"] = gan.L2_COEF * feature_matching(fake_features, real_features)
             if gan.L1_COEF > 0:
                 g_terms["loss/G_l1"] = gan.L1_COEF * F.l1_loss(fake.float(), real.float())
@@ -268,6 +279,20 @@ class GanIntCls(Variant):
                     f"row {i}: {t}" for i, t in enumerate(texts)), "samples/real_batch": real}
 
     # ----------------------------------------------------------- evaluation
+    def damsm_image_encoder(self):
+        """The DAMSM image encoder trained with TRAIN.NET_E (image_encoder.pth beside it), for
+        R-precision; None when the embeddings do not come from DAMSM or the file is absent."""
+        if is_h5(self.cfg.DATA_DIR) or not self.cfg.TRAIN.NET_E:
+            return None
+        folder = Path(self.cfg.TRAIN.NET_E).parent
+        if not (folder / "image_encoder.pth").is_file():
+            return None
+        size = 64
+        if (folder / "config.yml").is_file():  # the DAMSM run's resolution: the cnn encoder's input size
+            tree = (yaml.safe_load((folder / "config.yml").read_text()) or {}).get("TREE", {})
+            size = tree.get("BASE_SIZE", 64) * 2 ** (tree.get("BRANCH_NUM", 1) - 1)
+        return load_image_encoder(folder / "image_encoder.pth", image_size=size)
+
     def evaluation_conditions(self, split: str) -> tuple[torch.Tensor | None, list[int]]:
         """Every caption of every image of `split` (the small-set protocol): embeddings and the
         index of each caption's image."""
