@@ -105,7 +105,7 @@ DEFAULTS: dict[str, Any] = {
         "BATCH_SIZE": 100,
         # Generated-image metrics (ganstack eval on generator variants)
         "IMAGES_PER_CAPTION": 1,         # images generated for every caption of the split
-        "NUM_IMAGES": 0,                 # > 0: stop at this many (the published protocol: 30000 on birds/COCO)
+        "NUM_IMAGES": 0,                 # 0: the protocol (30000 on birds/COCO, else every caption x IMAGES_PER_CAPTION)
         "INCEPTION_WEIGHTS": "",         # pt_inception-2015-12-05 weights file; empty: no Inception IS/FID/KID
         "IS_SPLITS": 10,
         "KID_SUBSETS": 100,

@@ -56,6 +56,10 @@ def load_variant(cfg: Config, ckpt: str | Path | None, device: str = "auto"):
     return variant, path, state
 
 
+# Images generated for IS/FID on the big sets, as AttnGAN / OP-GAN / DM-GAN report them.
+PROTOCOL_IMAGES = {"birds": 30000, "cub": 30000, "coco": 30000}
+
+
 def _generated_stream(variant, conditions, noise, batch_size: int, save_dir: Path | None):
     """uint8 batches from the generator, optionally also written as PNGs."""
     from ..metrics.distribution import to_uint8
@@ -111,8 +115,9 @@ def generation_metrics(cfg: Config, variant, split: str, seed: int, save_dir: Pa
     indices = [i for i in indices for _ in range(per)]
     if conditions is not None:
         conditions = conditions.repeat_interleave(per, dim=0)
-    if ev.NUM_IMAGES > 0:  # cycle through the captions up to the protocol's count
-        order = [k % len(indices) for k in range(ev.NUM_IMAGES)]
+    count = ev.NUM_IMAGES or PROTOCOL_IMAGES.get(cfg.DATASET_NAME.lower(), 0)
+    if count > 0:  # cycle through the captions up to the protocol's count
+        order = [k % len(indices) for k in range(count)]
         indices = [indices[k] for k in order]
         conditions = None if conditions is None else conditions[order]
     noise = variant.noise(len(indices), seed=seed)
