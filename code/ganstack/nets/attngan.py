@@ -1,0 +1,239 @@
+"""AttnGAN's networks (Xu et al. 2018) as reusable blocks; OP-GAN builds on the same pieces.
+
+Generator (G_NET): conditioning augmentation turns the sentence embedding into c;
+the first stage maps [c, z] to a 64x64 feature map (a linear layer and four GLU
+up-blocks); every further stage attends from each pixel to the words (GlobalAttention),
+concatenates the word context, refines with residual blocks and doubles the size.
+Each stage has a 3x3 conv + tanh image head (AttnDCGAN: only the last one).
+
+Discriminators (D_NET64/128/256, generalised to any stage): the image is encoded to
+(ndf*8, 4, 4); an unconditional head and a conditional head (sentence tiled 4x4,
+joined by a 3x3 conv) each give one logit per image. Sigmoids are left to the loss.
+
+Module and parameter names are the original's, so the authors' checkpoints load as
+they are (tests/fixtures/attngan_state_dict_manifest.json).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def conv1x1(cin: int, cout: int) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, 1, 1, 0, bias=False)
+
+
+def conv3x3(cin: int, cout: int) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, 3, 1, 1, bias=False)
+
+
+class GLU(nn.Module):
+    """Gated linear unit over channels: first half * sigmoid(second half)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        half = x.shape[1] // 2
+        return x[:, :half] * torch.sigmoid(x[:, half:])
+
+
+def up_block(cin: int, cout: int) -> nn.Sequential:
+    """Nearest 2x upsampling -> 3x3 conv -> BN -> GLU."""
+    return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), conv3x3(cin, cout * 2),
+                         nn.BatchNorm2d(cout * 2), GLU())
+
+
+class ResBlock(nn.Module):
+    def __init__(self, channels: int):
+        super().__init__()
+        self.block = nn.Sequential(conv3x3(channels, channels * 2), nn.BatchNorm2d(channels * 2), GLU(),
+                                   conv3x3(channels, channels), nn.BatchNorm2d(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.block(x)
+
+
+class ConditioningAugmentation(nn.Module):
+    """CA_NET: sentence embedding -> (mu, logvar) -> c = mu + sigma * eps (KL-regularised)."""
+
+    def __init__(self, embedding_dim: int, condition_dim: int):
+        super().__init__()
+        self.condition_dim = condition_dim
+        self.fc = nn.Linear(embedding_dim, condition_dim * 4)
+        self.relu = GLU()
+
+    def forward(self, sentence: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        x = self.relu(self.fc(sentence))
+        mu, logvar = x[:, :self.condition_dim], x[:, self.condition_dim:]
+        c = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+        return c, mu, logvar
+
+
+class GlobalAttention(nn.Module):
+    """Each image location attends over the words: the word context at every pixel.
+
+    query (B, idf, H, W), words (B, cdf, L) -> context (B, idf, H, W), attention (B, L, H, W).
+    Padding words (mask True) get no attention."""
+
+    def __init__(self, idf: int, cdf: int):
+        super().__init__()
+        self.conv_context = conv1x1(cdf, idf)
+
+    def forward(self, query: torch.Tensor, words: torch.Tensor, mask: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        b, idf, h, w = query.shape
+        source = self.conv_context(words.unsqueeze(3)).squeeze(3)           # (B, idf, L)
+        scores = torch.bmm(query.reshape(b, idf, h * w).transpose(1, 2), source)  # (B, HW, L)
+        if mask is not None:
+            scores = scores.masked_fill(mask[:, None, :], float("-inf"))
+        attention = F.softmax(scores, dim=2).transpose(1, 2)                   # (B, L, HW)
+        context = torch.bmm(source, attention)                                 # (B, idf, HW)
+        return context.view(b, idf, h, w), attention.reshape(b, -1, h, w)
+
+
+class InitStage(nn.Module):
+    """INIT_STAGE_G: [c, z] -> (ngf/16, 64, 64) through a linear layer and four up-blocks."""
+
+    def __init__(self, ngf: int, in_dim: int):
+        super().__init__()
+        self.ngf = ngf
+        self.fc = nn.Sequential(nn.Linear(in_dim, ngf * 4 * 4 * 2, bias=False), nn.BatchNorm1d(ngf * 4 * 4 * 2), GLU())
+        self.upsample1 = up_block(ngf, ngf // 2)
+        self.upsample2 = up_block(ngf // 2, ngf // 4)
+        self.upsample3 = up_block(ngf // 4, ngf // 8)
+        self.upsample4 = up_block(ngf // 8, ngf // 16)
+
+    def forward(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        x = self.fc(torch.cat([c, z], dim=1)).view(-1, self.ngf, 4, 4)
+        return self.upsample4(self.upsample3(self.upsample2(self.upsample1(x))))
+
+
+class NextStage(nn.Module):
+    """NEXT_STAGE_G: features + word context -> residual blocks -> 2x larger features."""
+
+    def __init__(self, ngf: int, word_dim: int, residual_blocks: int):
+        super().__init__()
+        self.att = GlobalAttention(ngf, word_dim)
+        self.residual = nn.Sequential(*[ResBlock(ngf * 2) for _ in range(residual_blocks)])
+        self.upsample = up_block(ngf * 2, ngf)
+
+    def forward(self, h: torch.Tensor, words: torch.Tensor, mask: torch.Tensor | None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        context, attention = self.att(h, words, mask)
+        return self.upsample(self.residual(torch.cat([h, context], dim=1))), attention
+
+
+class ImageHead(nn.Module):
+    """GET_IMAGE_G: features -> RGB in [-1, 1]."""
+
+    def __init__(self, ngf: int):
+        super().__init__()
+        self.img = nn.Sequential(conv3x3(ngf, 3), nn.Tanh())
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.img(h)
+
+
+class AttnGenerator(nn.Module):
+    """G_NET (dcgan=False: an image at every stage) or G_DCGAN (dcgan=True: the last stage only).
+
+    forward(z, sentence, words, mask) -> (images per stage, attention maps per later stage, mu, logvar).
+    """
+
+    def __init__(self, *, stages: int = 3, gf_dim: int = 32, z_dim: int = 100, condition_dim: int = 100,
+                 embedding_dim: int = 256, residual_blocks: int = 2, dcgan: bool = False):
+        super().__init__()
+        self.stages, self.dcgan = stages, dcgan
+        self.ca_net = ConditioningAugmentation(embedding_dim, condition_dim)
+        self.h_net1 = InitStage(gf_dim * 16, z_dim + condition_dim)
+        for i in range(2, stages + 1):
+            setattr(self, f"h_net{i}", NextStage(gf_dim, embedding_dim, residual_blocks))
+        if dcgan:
+            self.img_net = ImageHead(gf_dim)
+        else:
+            for i in range(1, stages + 1):
+                setattr(self, f"img_net{i}", ImageHead(gf_dim))
+
+    def forward(self, z: torch.Tensor, sentence: torch.Tensor, words: torch.Tensor,
+                mask: torch.Tensor | None = None):
+        c, mu, logvar = self.ca_net(sentence)
+        h = self.h_net1(z, c)
+        images, attentions = [], []
+        for i in range(1, self.stages + 1):
+            if i > 1:
+                h, attention = getattr(self, f"h_net{i}")(h, words, mask)
+                attentions.append(attention)
+            if not self.dcgan:
+                images.append(getattr(self, f"img_net{i}")(h))
+        if self.dcgan:
+            images.append(self.img_net(h))
+        return images, attentions, mu, logvar
+
+
+# ------------------------------------------------------------------ discriminators
+def _leaky() -> nn.LeakyReLU:
+    return nn.LeakyReLU(0.2, inplace=True)
+
+
+def encode_by_16(ndf: int) -> nn.Sequential:
+    """Four stride-2 4x4 convs: (3, S, S) -> (ndf*8, S/16, S/16); no BN on the first."""
+    return nn.Sequential(
+        nn.Conv2d(3, ndf, 4, 2, 1, bias=False), _leaky(),
+        nn.Conv2d(ndf, ndf * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ndf * 2), _leaky(),
+        nn.Conv2d(ndf * 2, ndf * 4, 4, 2, 1, bias=False), nn.BatchNorm2d(ndf * 4), _leaky(),
+        nn.Conv2d(ndf * 4, ndf * 8, 4, 2, 1, bias=False), nn.BatchNorm2d(ndf * 8), _leaky())
+
+
+def down_block(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 4, 2, 1, bias=False), nn.BatchNorm2d(cout), _leaky())
+
+
+def block3x3(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(conv3x3(cin, cout), nn.BatchNorm2d(cout), _leaky())
+
+
+class LogitHead(nn.Module):
+    """D_GET_LOGITS: (ndf*8, 4, 4) [+ sentence tiled 4x4, joined by a 3x3 block] -> one logit."""
+
+    def __init__(self, ndf: int, embedding_dim: int, conditional: bool):
+        super().__init__()
+        self.embedding_dim = embedding_dim
+        if conditional:
+            self.jointConv = block3x3(ndf * 8 + embedding_dim, ndf * 8)
+        self.outlogits = nn.Sequential(nn.Conv2d(ndf * 8, 1, kernel_size=4, stride=4))
+
+    def forward(self, code: torch.Tensor, sentence: torch.Tensor | None = None) -> torch.Tensor:
+        if sentence is not None:
+            tiled = sentence.view(-1, self.embedding_dim, 1, 1).expand(-1, -1, code.shape[2], code.shape[3])
+            code = self.jointConv(torch.cat([code, tiled], dim=1))
+        return self.outlogits(code).flatten()
+
+
+class StageDiscriminator(nn.Module):
+    """D_NET64 (stage 0), D_NET128 (1), D_NET256 (2), and beyond: encodes a 64*2^stage image to
+    (ndf*8, 4, 4); `COND_DNET` and `UNCOND_DNET` score it with and without the sentence."""
+
+    def __init__(self, stage: int, *, df_dim: int = 64, embedding_dim: int = 256, unconditional: bool = True):
+        super().__init__()
+        ndf, size = df_dim, 16
+        self.stage = stage
+        self.img_code_s16 = encode_by_16(ndf)
+        width = ndf * 8
+        for _ in range(stage):                      # halve the map, double the channels
+            size *= 2
+            setattr(self, f"img_code_s{size}", down_block(width, width * 2))
+            width *= 2
+        self._reduce = [f"img_code_s{size}_{j}" for j in range(1, stage + 1)]
+        for name in self._reduce:                   # back to ndf*8 channels with 3x3 blocks
+            setattr(self, name, block3x3(width, width // 2))
+            width //= 2
+        self._downs = [f"img_code_s{16 * 2 ** k}" for k in range(1, stage + 1)]
+        if unconditional:
+            self.UNCOND_DNET = LogitHead(ndf, embedding_dim, conditional=False)
+        self.COND_DNET = LogitHead(ndf, embedding_dim, conditional=True)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """images (B, 3, S, S) -> image code (B, ndf*8, 4, 4); score it with the heads."""
+        code = self.img_code_s16(images)
+        for name in self._downs + self._reduce:
+            code = getattr(self, name)(code)
+        return code
