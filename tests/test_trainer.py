@@ -72,10 +72,11 @@ def test_sigterm_then_resume_gives_identical_weights(tmp_path, coco_dir):
     cfg = tiny_damsm_cfg(tmp_path, coco_dir)
     assert main(["train", str(cfg), "--device", "cpu", "--set", "RUN_NAME=straight", *steps]) == 0
 
-    proc = run_cli("train", str(cfg), "--device", "cpu", "--set", "RUN_NAME=stopped", *steps)
+    # SIGTERM to the whole process group, data-loader worker included, as Slurm and `docker stop` do
+    proc = run_cli("train", str(cfg), "--device", "cpu", "--set", "RUN_NAME=stopped", *steps, start_new_session=True)
     for line in proc.stdout:
         if line.startswith("step 3 "):
-            proc.send_signal(signal.SIGTERM)
+            os.killpg(proc.pid, signal.SIGTERM)
             break
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 143, err

@@ -177,7 +177,7 @@ class Trainer:
         return torch.utils.data.DataLoader(
             self.dataset, batch_size=self.batch_size, sampler=sampler, drop_last=True,
             num_workers=self.cfg.WORKERS, collate_fn=self.variant.collate,
-            generator=gen, pin_memory=self.env.device.type == "cuda", worker_init_fn=_ignore_sigint)
+            generator=gen, pin_memory=self.env.device.type == "cuda", worker_init_fn=_ignore_stop_signals)
 
     def _on_signal(self, signum, frame) -> None:
         self.stop_signal = signum
@@ -311,10 +311,12 @@ class Trainer:
                 logger.images(tag, value.float().cpu(), self.step)
 
 
-def _ignore_sigint(_worker_id: int) -> None:
-    # Ctrl-C reaches the whole process group; workers keep serving until the
-    # main process has written its stop checkpoint.
+def _ignore_stop_signals(_worker_id: int) -> None:
+    # Ctrl-C and SIGTERM reach the whole process group (a terminal, Slurm, `docker stop`);
+    # workers keep serving until the main process has written its stop checkpoint, then
+    # the main process shuts them down. A worker dying first would abort that write.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def _to_device(batch, device: torch.device):
