@@ -73,10 +73,9 @@ def _generated_stream(variant, conditions, noise, batch_size: int, save_dir: Pat
         yield to_uint8(images)
 
 
-def _real_stream(variant, split: str, batch_size: int, workers: int):
+def _real_stream(variant, dataset, batch_size: int, workers: int):
     """uint8 batches of the split's real images at the generator's resolution, in dataset order."""
     from ..metrics.distribution import to_uint8
-    dataset = variant.dataset(split, train=False)
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
                                          collate_fn=variant.collate)
     for batch in loader:
@@ -129,42 +128,42 @@ def generation_metrics(cfg: Config, variant, split: str, seed: int, save_dir: Pa
         "is_splits": ev.IS_SPLITS, "kid": f"{ev.KID_SUBSETS} subsets of {ev.KID_SUBSET_SIZE}",
         "statistics": "float64", "skipped": skipped}}
     encoder = variant.damsm_image_encoder() if hasattr(variant, "damsm_image_encoder") else None
-    probes = {"damsm": DamsmCodes(encoder.to(variant.device))} if encoder is not None and conditions is not None else {}
+    probes = {} if encoder is None or conditions is None else \
+        {"damsm": DamsmCodes(encoder.to(variant.device), encoder.weights_path)}
     if not probes:
         skipped["r_precision"] = "no DAMSM image encoder beside TRAIN.NET_E (or embeddings not from DAMSM)"
     if not extractors and not probes:
         return report
     cache = ReferenceCache(ev.STATS_DIR, cfg.DATA_DIR, split, cfg.TREE.BASE_SIZE * 2 ** (cfg.TREE.BRANCH_NUM - 1))
-    real_stream = lambda: _real_stream(variant, split, ev.BATCH_SIZE, cfg.WORKERS)  # noqa: E731
+    dataset = variant.dataset(split, train=False)
+    real_stream = lambda: _real_stream(variant, dataset, ev.BATCH_SIZE, cfg.WORKERS)  # noqa: E731
     scores = evaluate_images(
         extractors, _generated_stream(variant, conditions, noise, ev.BATCH_SIZE, save_dir), real_stream, cache, ev,
         probes=probes)
     features = scores.pop("_features")
     if probes:
-        report.update(_r_precision(cfg, variant, split, seed, features["damsm"]["code"], conditions, indices,
-                                   probes["damsm"], real_stream))
+        real_codes = cache.features(probes["damsm"], real_stream)["code"]
+        report.update(_r_precision(cfg, seed, features["damsm"]["code"], real_codes[indices], conditions,
+                                   np.asarray(dataset.class_ids)[indices]))
     report.update(scores)
     report["reference_cache"] = cache.events
     if "judge" in extractors:
         from ..metrics.shapes_judge import load_labels, score_predictions
         labels = load_labels(cfg.DATA_DIR, split)
         report["object_accuracy"] = score_predictions(features["judge"]["probs"] > 0.5, labels[indices])
-        real = cache.features(extractors["judge"], lambda: iter(()))
+        real = cache.features(extractors["judge"], real_stream)  # read once above: a memory hit
         report["object_accuracy_real"] = score_predictions(real["probs"] > 0.5, labels)
     return report
 
 
-def _r_precision(cfg: Config, variant, split: str, seed: int, codes, conditions, indices, probe, real_stream) -> dict:
+def _r_precision(cfg: Config, seed: int, codes, real_codes, conditions, class_ids) -> dict:
     """R-precision of generated images against their captions' DAMSM sentence codes, and of the
     real images under the same captions (each real image once per caption it has)."""
     from ..metrics.rprecision import r_precision
-    from ..metrics.suite import extract
     ev = cfg.EVAL
-    class_ids = np.asarray(variant.dataset(split, train=False).class_ids)
-    kwargs = dict(candidates=ev.R_PRECISION_CANDIDATES, runs=ev.R_PRECISION_RUNS, seed=seed)
-    real_codes = extract({"damsm": probe}, real_stream())["damsm"]["code"]
-    return {"r_precision": r_precision(codes, conditions, class_ids=class_ids[indices], **kwargs),
-            "r_precision_real": r_precision(real_codes[indices], conditions, class_ids=class_ids[indices], **kwargs)}
+    kwargs = dict(candidates=ev.R_PRECISION_CANDIDATES, runs=ev.R_PRECISION_RUNS, seed=seed, class_ids=class_ids)
+    return {"r_precision": r_precision(codes, conditions, **kwargs),
+            "r_precision_real": r_precision(real_codes, conditions, **kwargs)}
 
 
 def evaluate_checkpoint(cfg: Config, *, ckpt: str | None, split: str, seed: int, device: str = "auto",

@@ -56,6 +56,7 @@ class ReferenceCache:
         self.cache_dir, self.data_dir = Path(cache_dir), Path(data_dir)
         self.split, self.resolution = split, resolution
         self._fingerprint: str | None = None
+        self._loaded: dict[Path, dict] = {}  # entries already read or computed in this run
         self.events: list[str] = []  # "hit" / "computed" / "stale" per lookup, for reports and tests
 
     def fingerprint(self) -> str:
@@ -70,14 +71,18 @@ class ReferenceCache:
                                 f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.pt"
 
     def features(self, extractor, reference: Callable[[], Iterable[torch.Tensor]]) -> dict:
-        """{"pool", "logits", ..., "stats"} of the real split under `extractor`."""
+        """{"pool", "logits", ..., "stats"} of the real split under `extractor` (each entry read once per run)."""
         from .suite import extract  # the suite imports this module
 
         path = self.path_for(extractor)
+        if path in self._loaded:
+            self.events.append("hit")
+            return self._loaded[path]
         if path.is_file():
             entry = torch.load(path, map_location="cpu", weights_only=False)
             if entry.get("fingerprint") == self.fingerprint():
                 self.events.append("hit")
+                self._loaded[path] = entry["features"]
                 return entry["features"]
             print(f"reference statistics {path}: stale (files under {self.data_dir} changed); recomputing",
                   flush=True)
@@ -85,8 +90,10 @@ class ReferenceCache:
         else:
             self.events.append("computed")
         features = extract({extractor.name: extractor}, reference())[extractor.name]
-        features["stats"] = dist.statistics(features["pool"])
+        if "pool" in features:  # distribution extractors; probes (DAMSM codes) need no statistics
+            features["stats"] = dist.statistics(features["pool"])
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp:
             torch.save({"fingerprint": self.fingerprint(), "features": features, "version": CACHE_VERSION}, tmp)
+        self._loaded[path] = features
         return features

@@ -60,14 +60,13 @@ def distribution_scores(generated: dict[str, torch.Tensor], real: dict[str, torc
     """IS of the generated and real images, and FID/KID between them, for one extractor."""
     n_gen, n_real = len(generated["pool"]), len(real["pool"])
     splits = eval_cfg.IS_SPLITS
-    kid_size = eval_cfg.KID_SUBSET_SIZE or min(1000, n_gen, n_real)
     return {
         "is": dist.inception_score(generated["logits"], splits=splits),
         "is_real": dist.inception_score(real["logits"], splits=splits),
         "fid": dist.frechet_distance(dist.statistics(generated["pool"]), real["stats"],
                                      num_a=n_gen, num_b=n_real, what=f"{what} FID"),
         "kid": dist.kernel_distance(generated["pool"], real["pool"], subsets=eval_cfg.KID_SUBSETS,
-                                    subset_size=kid_size, what=f"{what} KID"),
+                                    subset_size=eval_cfg.KID_SUBSET_SIZE, what=f"{what} KID"),
         "generated_images": n_gen, "real_images": n_real,
     }
 
@@ -77,9 +76,10 @@ class DamsmCodes(torch.nn.Module):
 
     name = "damsm"
 
-    def __init__(self, encoder):
+    def __init__(self, encoder, weights_path):
         super().__init__()
         self.encoder = encoder
+        self.weights_path = weights_path  # identifies the cached real-image codes
 
     @torch.no_grad()
     def forward(self, images_u8: torch.Tensor) -> dict[str, torch.Tensor]:

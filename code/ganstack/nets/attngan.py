@@ -218,15 +218,16 @@ class StageDiscriminator(nn.Module):
         self.stage = stage
         self.img_code_s16 = encode_by_16(ndf)
         width = ndf * 8
+        self._after_s16 = []                        # the original's names, in forward order
         for _ in range(stage):                      # halve the map, double the channels
             size *= 2
-            setattr(self, f"img_code_s{size}", down_block(width, width * 2))
+            self._after_s16.append(f"img_code_s{size}")
+            setattr(self, self._after_s16[-1], down_block(width, width * 2))
             width *= 2
-        self._reduce = [f"img_code_s{size}_{j}" for j in range(1, stage + 1)]
-        for name in self._reduce:                   # back to ndf*8 channels with 3x3 blocks
-            setattr(self, name, block3x3(width, width // 2))
+        for j in range(1, stage + 1):               # back to ndf*8 channels with 3x3 blocks
+            self._after_s16.append(f"img_code_s{size}_{j}")
+            setattr(self, self._after_s16[-1], block3x3(width, width // 2))
             width //= 2
-        self._downs = [f"img_code_s{16 * 2 ** k}" for k in range(1, stage + 1)]
         if unconditional:
             self.UNCOND_DNET = LogitHead(ndf, embedding_dim, conditional=False)
         self.COND_DNET = LogitHead(ndf, embedding_dim, conditional=True)
@@ -234,6 +235,6 @@ class StageDiscriminator(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """images (B, 3, S, S) -> image code (B, ndf*8, 4, 4); score it with the heads."""
         code = self.img_code_s16(images)
-        for name in self._downs + self._reduce:
+        for name in self._after_s16:
             code = getattr(self, name)(code)
         return code

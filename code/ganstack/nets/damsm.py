@@ -227,6 +227,20 @@ def build_image_encoder(kind: str, nef: int, *, weights_path: str | Path | None 
     raise GanstackError(f"DAMSM.IMAGE_ENCODER {kind!r} is unknown: set it to 'inception' or 'cnn'")
 
 
+def _read_state_dict(path: Path, missing: str) -> dict:
+    """A saved state dict, or a one-line error: `missing` when absent, "unreadable" otherwise."""
+    if not path.is_file():
+        raise GanstackError(missing)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unreadable file gets the same one-line answer
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise GanstackError(f"{path}: unreadable as a state dict ({type(e).__name__}: {first})") from None
+    if not isinstance(state, dict):
+        raise GanstackError(f"{path}: not a state dict")
+    return state
+
+
 def load_text_encoder(path: str | Path) -> TextEncoder:
     """A TextEncoder rebuilt from a saved state dict (ours or AttnGAN's text_encoder*.pth).
 
@@ -234,14 +248,12 @@ def load_text_encoder(path: str | Path) -> TextEncoder:
     layer are read from the tensors' shapes, so the file needs no config beside it.
     """
     path = Path(path)
-    if not path.is_file():
-        raise GanstackError(f"TRAIN.NET_E={path}: text encoder not found; train DAMSM first "
-                            "(./train.sh cpu cfg/damsm/shapes.yml writes output/damsm_shapes/text_encoder.pth)")
+    state = _read_state_dict(path, f"TRAIN.NET_E={path}: text encoder not found; train DAMSM first "
+                             "(./train.sh cpu cfg/damsm/shapes.yml writes output/damsm_shapes/text_encoder.pth)")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
         ntoken, ninput = state["encoder.weight"].shape
         gates, hidden = state["rnn.weight_hh_l0"].shape
-    except Exception as e:  # noqa: BLE001 - any unreadable file gets the same one-line answer
+    except Exception as e:  # noqa: BLE001 - any unexpected file gets the same one-line answer
         raise GanstackError(f"TRAIN.NET_E={path}: not a DAMSM text encoder ({type(e).__name__}: {e})") from None
     rnn_type = {4: "LSTM", 3: "GRU"}.get(gates // hidden)
     bidirectional = "rnn.weight_hh_l0_reverse" in state
@@ -260,11 +272,9 @@ def load_image_encoder(path: str | Path, image_size: int = 64) -> nn.Module:
     size is not in the weights: pass the DAMSM run's resolution (images are resized to it).
     """
     path = Path(path)
-    if not path.is_file():
-        raise GanstackError(f"{path}: DAMSM image encoder not found; it is written beside text_encoder.pth "
-                            "by the DAMSM job (./train.sh cpu cfg/damsm/shapes.yml)")
+    state = _read_state_dict(path, f"{path}: DAMSM image encoder not found; it is written beside "
+                             "text_encoder.pth by the DAMSM job (./train.sh cpu cfg/damsm/shapes.yml)")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
         nef = state["emb_cnn_code.weight"].shape[0]
         if "local_net.0.0.weight" in state:
             encoder = SmallImageEncoder(nef, ndf=state["local_net.0.0.weight"].shape[0], image_size=image_size)
@@ -276,4 +286,5 @@ def load_image_encoder(path: str | Path, image_size: int = 64) -> nn.Module:
     except Exception as e:  # noqa: BLE001 - any unreadable file gets the same one-line answer
         first = str(e).strip().splitlines()[0] if str(e).strip() else ""
         raise GanstackError(f"{path}: not a DAMSM image encoder ({type(e).__name__}: {first})") from None
+    encoder.weights_path = path  # identifies what it computes (e.g. cached features)
     return encoder.eval().requires_grad_(False)
