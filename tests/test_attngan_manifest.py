@@ -68,10 +68,10 @@ def test_generator_and_discriminators_have_the_published_names_and_shapes(config
                       embedding_dim=c["EMBEDDING_DIM"], residual_blocks=c["R_NUM"], dcgan=c["B_DCGAN"])
     assert _shapes(g) == nets["netG"]
     if c["B_DCGAN"]:  # AttnDCGAN: one discriminator, at the last scale
-        d = StageDiscriminator(c["BRANCH_NUM"] - 1, df_dim=c["DF_DIM"], embedding_dim=c["EMBEDDING_DIM"])
+        d = StageDiscriminator(64 * 2 ** (c["BRANCH_NUM"] - 1), df_dim=c["DF_DIM"], embedding_dim=c["EMBEDDING_DIM"])
         assert _shapes(d) == nets["netD"]
     for i in range(c["BRANCH_NUM"] if not c["B_DCGAN"] else 0):
-        d = StageDiscriminator(i, df_dim=c["DF_DIM"], embedding_dim=c["EMBEDDING_DIM"])
+        d = StageDiscriminator(64 * 2 ** i, df_dim=c["DF_DIM"], embedding_dim=c["EMBEDDING_DIM"])
         assert _shapes(d) == nets[f"netD{i}"], f"netD{i}"
 
 
@@ -91,7 +91,7 @@ def test_published_generator_file_loads_and_runs(tmp_path):
     assert [tuple(a.shape) for a in attentions] == [(2, 7, 64, 64), (2, 7, 128, 128)]
     assert torch.all(attentions[0][1, 5:] == 0)  # no attention on padding
     assert torch.allclose(attentions[0].sum(dim=1), torch.ones(2, 64, 64), atol=1e-5)
-    d = StageDiscriminator(2, df_dim=c["DF_DIM"]).eval()
+    d = StageDiscriminator(256, df_dim=c["DF_DIM"]).eval()
     code = d(images[2])
     assert code.shape == (2, 512, 4, 4)
     assert d.COND_DNET(code, torch.randn(2, 256)).shape == (2,) == d.UNCOND_DNET(code).shape

@@ -71,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="redraw noise values beyond +-T (e.g. 1.0); 0 = plain N(0, 1) (default)")
     p.add_argument("--interpolate", nargs=2, metavar=("A", "B"), help="also a strip from caption A to caption B")
     p.add_argument("--steps", type=int, default=8, help="images in the interpolation strip (default 8)")
+    p.add_argument("--attention", action="store_true",
+                   help="also write each caption's per-word attention maps of every stage, words "
+                        "under the maps (AttnGAN): caption_NNN_attention.png")
     p.add_argument("--out", help="output folder (default: output/<RUN_NAME>/samples)")
 
     p = sub.add_parser("convert", help="write a dataset in another on-disk format")
@@ -151,7 +154,8 @@ def cmd_sample(args) -> int:
     captions = list(args.caption) + (read_captions_file(args.captions) if args.captions else [])
     out = sample_gallery(cfg, ckpt=args.ckpt, captions=captions, from_split=args.from_split, count=args.count,
                          per_caption=args.n, seed=args.seed, truncation=args.truncation,
-                         interpolate=args.interpolate, steps=args.steps, out=args.out, device=args.device)
+                         interpolate=args.interpolate, steps=args.steps, out=args.out, device=args.device,
+                         attention=args.attention)
     print(f"gallery: {out / 'index.html'}")
     return 0
 

@@ -29,8 +29,14 @@ class SentenceEmbedder:
     @torch.no_grad()
     def embed_ids(self, captions: torch.Tensor, cap_lens: torch.Tensor) -> torch.Tensor:
         """Padded word ids (B, T) and lengths (B,) -> sentence codes (B, D), float32."""
-        _, sentence = self.encoder(captions.to(self.device), cap_lens.to(self.device))
-        return sentence.float()
+        return self.embed_words(captions, cap_lens)[1]
+
+    @torch.no_grad()
+    def embed_words(self, captions: torch.Tensor, cap_lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Padded word ids (B, T) and lengths (B,) -> word features (B, D, T) (zero beyond each
+        length) and sentence codes (B, D), float32: what AttnGAN's generator attends to."""
+        words, sentence = self.encoder(captions.to(self.device), cap_lens.to(self.device))
+        return words.float(), sentence.float()
 
     def encode(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Free text -> padded ids and lengths; unknown words are dropped with a warning."""
@@ -41,16 +47,19 @@ class SentenceEmbedder:
     def embed_texts(self, texts: list[str]) -> torch.Tensor:
         return self.embed_ids(*self.encode(texts))
 
+    def padded(self, captions: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Captions of a split -> padded ids (N, words_num) and lengths: the first words_num words each."""
+        ids = np.zeros((len(captions), self.words_num), dtype=np.int64)
+        lens = []
+        for row, caption in zip(ids, captions):
+            kept = caption[:self.words_num]
+            row[:len(kept)] = kept
+            lens.append(max(len(kept), 1))
+        return torch.from_numpy(ids), torch.tensor(lens, dtype=torch.long)
+
     def embed_all(self, captions: list[list[int]], batch_size: int = 512) -> torch.Tensor:
         """Every caption of a split, in order -> (N, D) on the CPU (the first words_num words each)."""
-        out = []
-        for start in range(0, len(captions), batch_size):
-            chunk = captions[start:start + batch_size]
-            ids = np.zeros((len(chunk), self.words_num), dtype=np.int64)
-            lens = []
-            for row, caption in zip(ids, chunk):
-                kept = caption[:self.words_num]
-                row[:len(kept)] = kept
-                lens.append(max(len(kept), 1))
-            out.append(self.embed_ids(torch.from_numpy(ids), torch.tensor(lens)).cpu())
+        ids, lens = self.padded(captions)
+        out = [self.embed_ids(ids[s:s + batch_size], lens[s:s + batch_size]).cpu()
+               for s in range(0, len(captions), batch_size)]
         return torch.cat(out) if out else torch.zeros(0, self.dim)

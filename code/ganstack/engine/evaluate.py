@@ -143,7 +143,8 @@ def generation_metrics(cfg: Config, variant, split: str, seed: int, save_dir: Pa
     features = scores.pop("_features")
     if probes:
         real_codes = cache.features(probes["damsm"], real_stream)["code"]
-        report.update(_r_precision(cfg, seed, features["damsm"]["code"], real_codes[indices], conditions,
+        report.update(_r_precision(cfg, seed, features["damsm"]["code"], real_codes[indices],
+                                   variant.sentence_codes(conditions),
                                    np.asarray(dataset.class_ids)[indices]))
     report.update(scores)
     report["reference_cache"] = cache.events
@@ -156,14 +157,14 @@ def generation_metrics(cfg: Config, variant, split: str, seed: int, save_dir: Pa
     return report
 
 
-def _r_precision(cfg: Config, seed: int, codes, real_codes, conditions, class_ids) -> dict:
+def _r_precision(cfg: Config, seed: int, codes, real_codes, sentences, class_ids) -> dict:
     """R-precision of generated images against their captions' DAMSM sentence codes, and of the
     real images under the same captions (each real image once per caption it has)."""
     from ..metrics.rprecision import r_precision
     ev = cfg.EVAL
     kwargs = dict(candidates=ev.R_PRECISION_CANDIDATES, runs=ev.R_PRECISION_RUNS, seed=seed, class_ids=class_ids)
-    return {"r_precision": r_precision(codes, conditions, **kwargs),
-            "r_precision_real": r_precision(real_codes, conditions, **kwargs)}
+    return {"r_precision": r_precision(codes, sentences, **kwargs),
+            "r_precision_real": r_precision(real_codes, sentences, **kwargs)}
 
 
 def evaluate_checkpoint(cfg: Config, *, ckpt: str | None, split: str, seed: int, device: str = "auto",

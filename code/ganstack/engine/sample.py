@@ -46,12 +46,15 @@ def save_png(image: torch.Tensor, path: Path) -> None:
 def _gallery_html(title: str, rows: list[dict], strip: dict | None) -> str:
     style = ("body{font-family:sans-serif;margin:2em}td{padding:6px;vertical-align:middle}"
              "img{width:128px;height:128px;image-rendering:pixelated;margin:1px}"
-             ".strip img{width:96px;height:96px}td.caption{max-width:28em}")
+             "img.attention{width:auto;height:auto}.strip img{width:96px;height:96px}td.caption{max-width:28em}")
     out = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
            f"<style>{style}</style></head><body><h1>{html.escape(title)}</h1><table>"]
     for row in rows:
         images = "".join(f"<img src='{html.escape(f)}' alt=''>" for f in row["files"])
         out.append(f"<tr><td class='caption'>{html.escape(row['caption'])}</td><td>{images}</td></tr>")
+        if row.get("attention"):  # the words' attention maps, at their natural size
+            out.append(f"<tr><td></td><td><img class='attention' src='{html.escape(row['attention'])}' "
+                       f"alt='attention maps'></td></tr>")
     out.append("</table>")
     if strip:
         images = "".join(f"<img src='{html.escape(f)}' alt=''>" for f in strip["files"])
@@ -64,7 +67,7 @@ def _gallery_html(title: str, rows: list[dict], strip: dict | None) -> str:
 def sample_gallery(cfg: Config, *, ckpt: str | None = None, captions: list[str] | None = None,
                    from_split: str | None = None, count: int = 8, per_caption: int = 8, seed: int = 0,
                    truncation: float = 0.0, interpolate: list[str] | None = None, steps: int = 8,
-                   out: str | None = None, device: str = "auto") -> Path:
+                   out: str | None = None, device: str = "auto", attention: bool = False) -> Path:
     if per_caption < 1 or steps < 2:
         raise GanstackError("--n must be >= 1 and --steps >= 2")
     if truncation < 0:
@@ -73,6 +76,8 @@ def sample_gallery(cfg: Config, *, ckpt: str | None = None, captions: list[str] 
         raise GanstackError("nothing to sample: give --caption TEXT, --captions FILE, --from-split SPLIT "
                             "or --interpolate A B")
     variant, path, state = load_variant(cfg, ckpt, device)
+    if attention and not hasattr(variant, "attention_strip"):
+        raise GanstackError(f"--attention: VARIANT={cfg.VARIANT} has no word attention; drop --attention")
     out_dir = Path(out) if out else run_dir_of(cfg) / "samples"
     texts, cond = list(captions or []), None
     if texts:
@@ -90,7 +95,12 @@ def sample_gallery(cfg: Config, *, ckpt: str | None = None, captions: list[str] 
         files = [f"caption_{i:03d}_{j:02d}.png" for j in range(per_caption)]
         for image, name in zip(images, files):
             save_png(image, out_dir / name)
-        rows.append({"caption": text, "files": files})
+        row = {"caption": text, "files": files}
+        if attention:  # every stage's per-word attention for the first image, words written under the maps
+            strip = variant.attention_strip(text, c[:1], noise[:1])
+            row["attention"] = f"caption_{i:03d}_attention.png"
+            save_png(strip * 2 - 1, out_dir / row["attention"])
+        rows.append(row)
         grids.append(images.cpu())
 
     strip = None

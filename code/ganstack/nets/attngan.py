@@ -19,6 +19,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import GanstackError
+
+
+def _log2(size: int, key: str, minimum: int) -> int:
+    exponent = int(size).bit_length() - 1
+    if size < minimum or 2 ** exponent != size:
+        raise GanstackError(f"{key}={size}: AttnGAN sizes are powers of two from {minimum}; set e.g. 64")
+    return exponent
+
 
 def conv1x1(cin: int, cout: int) -> nn.Conv2d:
     return nn.Conv2d(cin, cout, 1, 1, 0, bias=False)
@@ -91,20 +100,23 @@ class GlobalAttention(nn.Module):
 
 
 class InitStage(nn.Module):
-    """INIT_STAGE_G: [c, z] -> (ngf/16, 64, 64) through a linear layer and four up-blocks."""
+    """INIT_STAGE_G: [c, z] -> (ngf/16, 64, 64) through a linear layer and four up-blocks.
 
-    def __init__(self, ngf: int, in_dim: int):
+    Any other first-stage size S (a power of two >= 8) takes log2(S/4) up-blocks from
+    ngf = out_channels * 2^blocks channels; AttnGAN's 64 px stage is the case of four."""
+
+    def __init__(self, ngf: int, in_dim: int, blocks: int = 4):
         super().__init__()
-        self.ngf = ngf
+        self.ngf, self.blocks = ngf, blocks
         self.fc = nn.Sequential(nn.Linear(in_dim, ngf * 4 * 4 * 2, bias=False), nn.BatchNorm1d(ngf * 4 * 4 * 2), GLU())
-        self.upsample1 = up_block(ngf, ngf // 2)
-        self.upsample2 = up_block(ngf // 2, ngf // 4)
-        self.upsample3 = up_block(ngf // 4, ngf // 8)
-        self.upsample4 = up_block(ngf // 8, ngf // 16)
+        for i in range(1, blocks + 1):
+            setattr(self, f"upsample{i}", up_block(ngf // 2 ** (i - 1), ngf // 2 ** i))
 
     def forward(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         x = self.fc(torch.cat([c, z], dim=1)).view(-1, self.ngf, 4, 4)
-        return self.upsample4(self.upsample3(self.upsample2(self.upsample1(x))))
+        for i in range(1, self.blocks + 1):
+            x = getattr(self, f"upsample{i}")(x)
+        return x
 
 
 class NextStage(nn.Module):
@@ -140,11 +152,12 @@ class AttnGenerator(nn.Module):
     """
 
     def __init__(self, *, stages: int = 3, gf_dim: int = 32, z_dim: int = 100, condition_dim: int = 100,
-                 embedding_dim: int = 256, residual_blocks: int = 2, dcgan: bool = False):
+                 embedding_dim: int = 256, residual_blocks: int = 2, dcgan: bool = False, base_size: int = 64):
         super().__init__()
+        blocks = _log2(base_size, "TREE.BASE_SIZE", minimum=8) - 2
         self.stages, self.dcgan = stages, dcgan
         self.ca_net = ConditioningAugmentation(embedding_dim, condition_dim)
-        self.h_net1 = InitStage(gf_dim * 16, z_dim + condition_dim)
+        self.h_net1 = InitStage(gf_dim * 2 ** blocks, z_dim + condition_dim, blocks)
         for i in range(2, stages + 1):
             setattr(self, f"h_net{i}", NextStage(gf_dim, embedding_dim, residual_blocks))
         if dcgan:
@@ -174,13 +187,15 @@ def _leaky() -> nn.LeakyReLU:
     return nn.LeakyReLU(0.2, inplace=True)
 
 
-def encode_by_16(ndf: int) -> nn.Sequential:
-    """Four stride-2 4x4 convs: (3, S, S) -> (ndf*8, S/16, S/16); no BN on the first."""
+def encode_by_16(ndf: int, last_stride: int = 2) -> nn.Sequential:
+    """Four stride-2 4x4 convs: (3, S, S) -> (ndf*8, S/16, S/16); no BN on the first.
+    last_stride=1 (a 3x3 conv last) stops at S/8, for 32 px images."""
+    last = (nn.Conv2d(ndf * 4, ndf * 8, 4, 2, 1, bias=False) if last_stride == 2 else conv3x3(ndf * 4, ndf * 8))
     return nn.Sequential(
         nn.Conv2d(3, ndf, 4, 2, 1, bias=False), _leaky(),
         nn.Conv2d(ndf, ndf * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ndf * 2), _leaky(),
         nn.Conv2d(ndf * 2, ndf * 4, 4, 2, 1, bias=False), nn.BatchNorm2d(ndf * 4), _leaky(),
-        nn.Conv2d(ndf * 4, ndf * 8, 4, 2, 1, bias=False), nn.BatchNorm2d(ndf * 8), _leaky())
+        last, nn.BatchNorm2d(ndf * 8), _leaky())
 
 
 def down_block(cin: int, cout: int) -> nn.Sequential:
@@ -209,14 +224,15 @@ class LogitHead(nn.Module):
 
 
 class StageDiscriminator(nn.Module):
-    """D_NET64 (stage 0), D_NET128 (1), D_NET256 (2), and beyond: encodes a 64*2^stage image to
-    (ndf*8, 4, 4); `COND_DNET` and `UNCOND_DNET` score it with and without the sentence."""
+    """D_NET64, D_NET128, D_NET256 and beyond (any power-of-two image_size >= 32): encodes the
+    image to (ndf*8, 4, 4); `COND_DNET` and `UNCOND_DNET` score it with and without the sentence."""
 
-    def __init__(self, stage: int, *, df_dim: int = 64, embedding_dim: int = 256, unconditional: bool = True):
+    def __init__(self, image_size: int, *, df_dim: int = 64, embedding_dim: int = 256, unconditional: bool = True):
         super().__init__()
         ndf, size = df_dim, 16
-        self.stage = stage
-        self.img_code_s16 = encode_by_16(ndf)
+        stage = max(_log2(image_size, "discriminator image size", minimum=32) - 6, 0)  # down-blocks after /16
+        self.image_size = image_size
+        self.img_code_s16 = encode_by_16(ndf, last_stride=1 if image_size == 32 else 2)
         width = ndf * 8
         self._after_s16 = []                        # the original's names, in forward order
         for _ in range(stage):                      # halve the map, double the channels

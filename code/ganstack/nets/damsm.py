@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+import yaml
 from torchvision.models import inception_v3
 
 from ganstack.errors import GanstackError
@@ -288,3 +289,16 @@ def load_image_encoder(path: str | Path, image_size: int = 64) -> nn.Module:
         raise GanstackError(f"{path}: not a DAMSM image encoder ({type(e).__name__}: {first})") from None
     encoder.weights_path = path  # identifies what it computes (e.g. cached features)
     return encoder.eval().requires_grad_(False)
+
+
+def paired_image_encoder(net_e: str | Path) -> nn.Module | None:
+    """The image encoder trained together with the text encoder `net_e` (image_encoder.pth in the
+    same folder, as the DAMSM job exports them), at that run's resolution; None when absent."""
+    folder = Path(net_e).parent
+    if not net_e or not (folder / "image_encoder.pth").is_file():
+        return None
+    size = 64
+    if (folder / "config.yml").is_file():  # the DAMSM run's resolution: the cnn encoder's input size
+        tree = (yaml.safe_load((folder / "config.yml").read_text()) or {}).get("TREE", {})
+        size = tree.get("BASE_SIZE", 64) * 2 ** (tree.get("BRANCH_NUM", 1) - 1)
+    return load_image_encoder(folder / "image_encoder.pth", image_size=size)

@@ -35,14 +35,16 @@ def unwrap(net: nn.Module) -> nn.Module:
 
 
 @contextlib.contextmanager
-def frozen(net: nn.Module):
-    """No parameter gradients for `net` inside (e.g. D while G's loss flows through it)."""
-    flags = [p.requires_grad for p in net.parameters()]
-    net.requires_grad_(False)
+def frozen(*nets: nn.Module):
+    """No parameter gradients for these nets inside (e.g. the Ds while G's loss flows through them)."""
+    params = [p for net in nets for p in net.parameters()]
+    flags = [p.requires_grad for p in params]
+    for p in params:
+        p.requires_grad_(False)
     try:
-        yield net
+        yield nets[0] if len(nets) == 1 else nets
     finally:
-        for p, flag in zip(net.parameters(), flags):
+        for p, flag in zip(params, flags):
             p.requires_grad_(flag)
 
 
@@ -102,6 +104,10 @@ class Variant:
 
     def conditions_from_split(self, split: str, count: int, seed: int):
         raise GanstackError(f"VARIANT={self.name} does not sample from dataset conditions")
+
+    def sentence_codes(self, conditions) -> torch.Tensor:
+        """The caption's sentence code inside each condition (R-precision ranks captions by it)."""
+        return conditions
 
     def sample(self, conditions, noise: torch.Tensor) -> torch.Tensor:
         raise GanstackError(f"VARIANT={self.name} is not a generator; nothing to sample")

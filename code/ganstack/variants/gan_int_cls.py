@@ -23,11 +23,8 @@ free text at sampling time.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 import torch.nn.functional as F
-import yaml
 from torchvision.utils import make_grid
 
 from ..augment import diff_augment, parse_policy
@@ -38,7 +35,7 @@ from ..data.text import Vocabulary
 from ..engine.optim import OptimizerSpec, Updater
 from ..errors import GanstackError
 from ..losses import discriminator_term, feature_matching, generator_term, gradient_penalty
-from ..nets.damsm import load_image_encoder
+from ..nets.damsm import paired_image_encoder
 from ..nets.dcgan import Discriminator, Generator
 from .base import Variant, frozen, unwrap
 
@@ -282,16 +279,7 @@ class GanIntCls(Variant):
     def damsm_image_encoder(self):
         """The DAMSM image encoder trained with TRAIN.NET_E (image_encoder.pth beside it), for
         R-precision; None when the embeddings do not come from DAMSM or the file is absent."""
-        if is_h5(self.cfg.DATA_DIR) or not self.cfg.TRAIN.NET_E:
-            return None
-        folder = Path(self.cfg.TRAIN.NET_E).parent
-        if not (folder / "image_encoder.pth").is_file():
-            return None
-        size = 64
-        if (folder / "config.yml").is_file():  # the DAMSM run's resolution: the cnn encoder's input size
-            tree = (yaml.safe_load((folder / "config.yml").read_text()) or {}).get("TREE", {})
-            size = tree.get("BASE_SIZE", 64) * 2 ** (tree.get("BRANCH_NUM", 1) - 1)
-        return load_image_encoder(folder / "image_encoder.pth", image_size=size)
+        return None if is_h5(self.cfg.DATA_DIR) else paired_image_encoder(self.cfg.TRAIN.NET_E)
 
     def evaluation_conditions(self, split: str) -> tuple[torch.Tensor | None, list[int]]:
         """Every caption of every image of `split` (the small-set protocol): embeddings and the

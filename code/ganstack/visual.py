@@ -1,0 +1,37 @@
+"""Pictures for people: attention maps over images, strips of tiles with text labels.
+
+Images here are (3, H, W) float tensors in [0, 1].
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageDraw, ImageFont
+
+
+def attention_overlay(image: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
+    """Each map (K, h, w), scaled to its own maximum and resized to the image, laid over a
+    dimmed copy of the image: (K, 3, H, W), bright where the map attends."""
+    maps = maps.float()
+    maps = maps / maps.flatten(1).amax(dim=1).clamp_min(1e-12)[:, None, None]
+    maps = F.interpolate(maps[:, None], size=image.shape[-2:], mode="bilinear", align_corners=False)
+    return (image[None] * 0.35 + maps.expand(-1, 3, -1, -1) * 0.65).clamp(0, 1)
+
+
+def labelled_strip(tiles: torch.Tensor, labels: list[str], *, tile_size: int = 96, pad: int = 2,
+                   label_height: int = 14) -> torch.Tensor:
+    """Tiles (N, 3, h, w) side by side at tile_size, each with its label written underneath:
+    (3, tile_size + label_height, N * (tile_size + pad)) on white."""
+    tiles = F.interpolate(tiles.float(), size=(tile_size, tile_size), mode="nearest")
+    width = len(tiles) * (tile_size + pad)
+    canvas = Image.new("RGB", (width, tile_size + label_height), "white")
+    draw = ImageDraw.Draw(canvas)
+    font = ImageFont.load_default()
+    for k, (tile, label) in enumerate(zip(tiles, labels)):
+        x = k * (tile_size + pad)
+        array = (tile.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
+        canvas.paste(Image.fromarray(array), (x, 0))
+        text = label if draw.textlength(label, font=font) <= tile_size else label[: tile_size // 7] + "…"
+        draw.text((x + 2, tile_size + 1), text, fill="black", font=font)
+    return torch.from_numpy(np.asarray(canvas).copy()).permute(2, 0, 1).float() / 255
