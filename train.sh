@@ -3,8 +3,10 @@
 #   GPU_IDS  0,1,2,3 -> torchrun, one process per GPU (several nodes: set NNODES,
 #            NODE_RANK, MASTER_ADDR, MASTER_PORT as for torchrun); one id -> that GPU;
 #            cpu or -1 -> CPU; cpu:N -> N CPU processes (gloo), for testing DDP.
-#   CFG      YAML config (default cfg/damsm/shapes.yml, whose data is generated when missing)
-# With no arguments: the default config on CPU. Installs into .venv on first use.
+#   CFG      YAML config; data/shapes is generated when a config needs it and it is missing
+# Without CFG: the default job (scripts/default_job.sh) on GPU_IDS (default cpu): DAMSM on
+# shapes unless its encoder exists, AttnGAN on shapes, a gallery and an eval report.
+# Installs into .venv on first use.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$root"
@@ -12,6 +14,6 @@ cd "$root"
 py="$root/.venv/bin/python"
 ids="${1:-cpu}"
 [ $# -gt 0 ] && shift
-cfg="cfg/damsm/shapes.yml"
-if [ $# -gt 0 ] && [[ "$1" != -* ]]; then cfg="$1"; shift; fi
+if [ $# -eq 0 ] || [[ "$1" == -* ]]; then exec "$root/scripts/default_job.sh" "$ids" "$@"; fi
+cfg="$1"; shift
 exec "$root/scripts/launch.sh" "$ids" train "$cfg" "$@"

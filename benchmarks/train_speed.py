@@ -1,6 +1,12 @@
 """Training throughput of any config on the current device, in images/sec.
 
     .venv/bin/python benchmarks/train_speed.py cfg/damsm/shapes.yml [--set KEY=VALUE ...] [--steps 20]
+    .venv/bin/python benchmarks/train_speed.py cfg/attngan/bird.yml --fake-data
+
+--fake-data (AttnGAN-layout configs) times a config whose dataset and encoders are not
+here: it writes 64 random images with captions in the birds (CUB) layout at the config's
+resolution, and a DAMSM text encoder plus an Inception image encoder (random weights, the
+authors' file format) for TRAIN.NET_E. Speed does not depend on the pixels or the weights.
 
 Builds the run exactly as `ganstack train` does (same variant, trainer, precision),
 then times `--steps` optimisation steps after `--warmup` untimed ones: once on a
@@ -11,11 +17,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import pickle
 import sys
 import tempfile
 import time
+from pathlib import Path
 
+import numpy as np
 import torch
+from PIL import Image
 
 from ganstack.config import load_config
 from ganstack.engine.trainer import Trainer, _to_device
@@ -26,6 +36,39 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+WORDS = "this bird has a red crown white belly short beak black wings and long tail feathers small yellow".split()
+
+
+def write_fake_birds(root: Path, size: int, count: int = 64, captions: int = 10) -> Path:
+    """A CUB-layout folder (images, boxes, text, Python pickles) of random images and captions."""
+    from ganstack.data.attngan import TextImageDataset
+    from ganstack.nets.damsm import InceptionImageEncoder, TextEncoder
+    rng = np.random.default_rng(0)
+    data, cub = root / "birds", root / "birds" / "CUB_200_2011"
+    (cub / "images" / "001.Fake").mkdir(parents=True)
+    (data / "text" / "001.Fake").mkdir(parents=True)
+    lines, boxes = [], []
+    for split in ("train", "test"):
+        keys = [f"001.Fake/Fake_{split}_{i:04d}" for i in range(count)]
+        for key in keys:
+            pixels = rng.integers(0, 256, (size + size // 8, size + size // 8, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(cub / "images" / f"{key}.jpg")
+            text = [" ".join(rng.choice(WORDS, size=int(rng.integers(8, 18)))) for _ in range(captions)]
+            (data / "text" / f"{key}.txt").write_text("\n".join(text) + "\n")
+            lines.append(f"{len(lines) + 1} {key}.jpg")
+            boxes.append(f"{len(boxes) + 1} 0 0 {size} {size}")
+        (data / split).mkdir()
+        (data / split / "filenames.pickle").write_bytes(pickle.dumps(keys, protocol=2))
+        (data / split / "class_info.pickle").write_bytes(pickle.dumps(list(range(count)), protocol=2))
+    (cub / "images.txt").write_text("\n".join(lines) + "\n")
+    (cub / "bounding_boxes.txt").write_text("\n".join(boxes) + "\n")
+    vocab = TextImageDataset(data, "train", image_sizes=[64], words_num=18, captions_per_image=captions,
+                             augment=False, flip=False).vocab
+    torch.save(TextEncoder(len(vocab)).state_dict(), root / "text_encoder.pth")
+    torch.save(InceptionImageEncoder(256, None).state_dict(), root / "image_encoder.pth")
+    return data
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("cfg")
@@ -33,9 +76,15 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--fake-data", action="store_true", help="random data and encoders in the birds layout")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as out:
         cfg = load_config(args.cfg, args.overrides + [f"OUTPUT_DIR={out}"])
+        if args.fake_data:
+            size = cfg.TREE.BASE_SIZE * 2 ** (cfg.TREE.BRANCH_NUM - 1)
+            data = write_fake_birds(Path(out), size, captions=cfg.TEXT.CAPTIONS_PER_IMAGE)
+            cfg = load_config(args.cfg, args.overrides + [f"OUTPUT_DIR={out}", f"DATA_DIR={data}",
+                                                          f"TRAIN.NET_E={Path(out) / 'text_encoder.pth'}"])
         trainer = Trainer(cfg, device=args.device)
         variant, opt, dev = trainer.variant, trainer.updater, trainer.env.device
         variant.train(True)
