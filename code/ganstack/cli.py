@@ -141,7 +141,7 @@ def cmd_eval(args) -> int:
     report, path = evaluate_checkpoint(cfg, ckpt=args.ckpt, split=split, seed=args.seed, device=args.device,
                                        out=args.out)
     if not args.out:
-        log_scalars(cfg, report)
+        log_scalars(cfg, [report])
     print(json.dumps(report, indent=2))
     print(f"report: {path}", file=sys.stderr)
     return 0

@@ -199,13 +199,15 @@ def scalar_metrics(report: dict, prefix: str = "eval") -> dict[str, float]:
     return out
 
 
-def log_scalars(cfg: Config, report: dict) -> None:
-    """Eval metrics into the run's TensorBoard folder at the checkpoint's step: curves over training."""
+def log_scalars(cfg: Config, reports: list[dict]) -> None:
+    """Eval metrics into the run's TensorBoard folder at each checkpoint's step: curves over training.
+    One event file for all of them: TensorBoard drops points whose file sorts after a later step's."""
     from torch.utils.tensorboard import SummaryWriter
     writer = SummaryWriter(str(run_dir_of(cfg) / "eval"))
     try:
-        for tag, value in scalar_metrics(report).items():
-            writer.add_scalar(tag, value, report.get("step") or 0)
+        for report in reports:
+            for tag, value in scalar_metrics(report).items():
+                writer.add_scalar(tag, value, report.get("step") or 0)
     finally:
         writer.close()
 
@@ -215,10 +217,7 @@ def evaluate_run(cfg: Config, *, split: str, seed: int, device: str = "auto") ->
     checkpoints = list_checkpoints(run_dir_of(cfg) / "checkpoints")
     if not checkpoints:
         raise GanstackError(f"no checkpoint in {run_dir_of(cfg) / 'checkpoints'}: train first")
-    done = []
-    for path in checkpoints:
-        report, out = evaluate_checkpoint(cfg, ckpt=str(path), split=split, seed=seed, device=device)
-        log_scalars(cfg, report)
-        done.append((report, out))
+    done = [evaluate_checkpoint(cfg, ckpt=str(path), split=split, seed=seed, device=device) for path in checkpoints]
+    log_scalars(cfg, [report for report, _ in done])
     return done
 
