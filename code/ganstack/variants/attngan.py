@@ -95,7 +95,6 @@ class AttnGAN(Variant):
     def __init__(self, cfg, device):
         super().__init__(cfg, device)
         self.z_dim = cfg.GAN.Z_DIM
-        self.dcgan = cfg.GAN.B_DCGAN
         self.sizes = stage_sizes(cfg)
         self.d_sizes = discriminator_sizes(cfg)
         self.d_names = [f"D{i}" for i in range(len(self.d_sizes))]
@@ -192,21 +191,13 @@ class AttnGAN(Variant):
         return (uncond_real + cond_real) / 2 + (uncond_fake + cond_fake + cond_wrong) / 3
 
     # ------------------------------------------------------------- sampling
-    def _generator(self):
-        return self.ema["G"] if "G" in self.ema else unwrap(self.nets["G"])
-
     @torch.no_grad()
     def generate(self, conditions: torch.Tensor, noise: torch.Tensor):
         """Every stage's images and attention maps for packed conditions, from the EMA generator."""
-        G = self._generator()
-        was_training = G.training
-        G.eval()
-        try:
-            sentence, words, padding = unpack_text(conditions.to(self.device).float(), self.embedder.dim)
+        sentence, words, padding = unpack_text(conditions.to(self.device).float(), self.embedder.dim)
+        with self.sampling_net("G") as G:
             images, attentions, _, _ = G(noise.to(self.device), sentence, words, padding)
-            return [im.float().clamp(-1, 1) for im in images], attentions
-        finally:
-            G.train(was_training)
+        return [im.float().clamp(-1, 1) for im in images], attentions
 
     def sample(self, conditions: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         return self.generate(conditions, noise)[0][-1]

@@ -112,6 +112,17 @@ class Variant:
     def sample(self, conditions, noise: torch.Tensor) -> torch.Tensor:
         raise GanstackError(f"VARIANT={self.name} is not a generator; nothing to sample")
 
+    @contextlib.contextmanager
+    def sampling_net(self, name: str = "G"):
+        """The net that samples: its EMA copy when kept (else the bare net), in eval mode inside."""
+        net = self.ema[name] if name in self.ema else unwrap(self.nets[name])
+        was_training = net.training
+        net.eval()
+        try:
+            yield net
+        finally:
+            net.train(was_training)
+
     def train(self, mode: bool = True) -> None:
         for net in self.nets.values():
             net.train(mode)

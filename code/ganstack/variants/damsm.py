@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torchvision.utils import make_grid
 
 from ..data import attngan
@@ -23,6 +22,7 @@ from ..io import atomic_path
 from ..losses import damsm_sentence_loss, damsm_word_loss
 from ..metrics.rprecision import r_precision
 from ..nets.damsm import TextEncoder, build_image_encoder
+from ..visual import attention_overlay
 from .base import Variant, unwrap
 
 ENCODER_FILES = {"text_encoder": "text_encoder.pth", "image_encoder": "image_encoder.pth"}
@@ -87,10 +87,7 @@ class DAMSM(Variant):
             length = int(batch["cap_len"][i])
             ids = batch["caption"][i][:length].tolist()
             lines.append(" ".join(self.vocab.ixtoword[w] for w in ids))
-            maps = attn.float()[:max_words]
-            maps = maps / maps.amax(dim=(1, 2), keepdim=True).clamp_min(1e-12)
-            maps = F.interpolate(maps[:, None], size=images.shape[-2:], mode="bilinear", align_corners=False)
-            row = [images[i]] + [images[i] * 0.35 + m.expand(3, -1, -1) * 0.65 for m in maps]
+            row = [images[i]] + list(attention_overlay(images[i], attn[:max_words]))
             row += [torch.zeros_like(images[i])] * (max_words + 1 - len(row))
             tiles += row
         grid = make_grid(torch.stack(tiles), nrow=max_words + 1, padding=2)

@@ -218,19 +218,11 @@ class GanIntCls(Variant):
         return scalars
 
     # ------------------------------------------------------------- sampling
-    def _generator(self):
-        return self.ema["G"] if "G" in self.ema else unwrap(self.nets["G"])
-
     @torch.no_grad()
     def sample(self, conditions: torch.Tensor | None, noise: torch.Tensor) -> torch.Tensor:
-        G = self._generator()
-        was_training = G.training
-        G.eval()
-        try:
-            cond = None if conditions is None or not self.conditional else conditions.to(self.device).float()
+        cond = None if conditions is None or not self.conditional else conditions.to(self.device).float()
+        with self.sampling_net("G") as G:
             return G(noise.to(self.device), cond).float().clamp(-1, 1)
-        finally:
-            G.train(was_training)
 
     def conditions_from_text(self, texts: list[str]) -> torch.Tensor | None:
         if not self.conditional:
