@@ -32,7 +32,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("prepare", help="generate an embedded dataset in its real on-disk format")
     p.add_argument("dataset", choices=["shapes"], help="which embedded dataset")
-    p.add_argument("--out", default="data/shapes", help="output folder (default: data/shapes)")
+    p.add_argument("--out", default=None,
+                   help="output folder (default: data/shapes, or data/shapes_aligned with --aligned)")
+    p.add_argument("--aligned", action="store_true",
+                   help="also export label-map -> photo pairs in pix2pix's aligned A|B format into --out "
+                        "(the scenes come from --source, generated there first when missing)")
+    p.add_argument("--source", default="data/shapes",
+                   help="with --aligned: the shapes set the pairs are cut from (default: data/shapes)")
     p.add_argument("--num-train", type=int, default=SHAPES_DEFAULTS["num_train"],
                    help=f"training images (default {SHAPES_DEFAULTS['num_train']})")
     p.add_argument("--num-test", type=int, default=SHAPES_DEFAULTS["num_test"],
@@ -57,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true",
                    help="evaluate every checkpoint of the run (metric curves in TensorBoard under output/<run>/eval)")
 
-    p = sub.add_parser("sample", help="images for captions from a trained generator, with an index.html gallery")
+    p = sub.add_parser("sample", help="images for captions (or input images, pix2pix) from a trained generator, with an index.html gallery")
     _add_config_args(p)
     p.add_argument("--ckpt", help="checkpoint file (default: TRAIN.NET_G, else the run's latest)")
     p.add_argument("--caption", action="append", default=[], metavar="TEXT",
@@ -65,7 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--captions", metavar="FILE", help="a text file with one caption per line")
     p.add_argument("--from-split", metavar="SPLIT", help="also draw captions of this dataset split (e.g. test)")
     p.add_argument("--count", type=int, default=8, help="captions taken with --from-split (default 8)")
-    p.add_argument("--n", type=int, default=8, help="images per caption (default 8)")
+    p.add_argument("--n", type=int, default=8,
+                   help="images per caption, or outputs per input image (pix2pix: they differ with "
+                        "PIX2PIX.TEST_DROPOUT or NOISE_DIM) (default 8)")
     p.add_argument("--seed", type=int, default=0, help="noise seed; the same seed gives the same images (default 0)")
     p.add_argument("--truncation", type=float, default=0.0,
                    help="redraw noise values beyond +-T (e.g. 1.0); 0 = plain N(0, 1) (default)")
@@ -74,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--attention", action="store_true",
                    help="also write each caption's per-word attention maps of every stage, words "
                         "under the maps (AttnGAN): caption_NNN_attention.png")
+    p.add_argument("--input", action="append", default=[], metavar="IMAGE",
+                   help="image-to-image variants (pix2pix): an input image, or a folder of them (repeatable)")
     p.add_argument("--out", help="output folder (default: output/<RUN_NAME>/samples)")
 
     p = sub.add_parser("convert", help="write a dataset in another on-disk format")
@@ -90,21 +100,34 @@ def build_parser() -> argparse.ArgumentParser:
 # ------------------------------------------------------------------ commands
 def cmd_prepare(args) -> int:
     from .data.synthetic.shapes import prepare_shapes
-    out = prepare_shapes(args.out, num_train=args.num_train, num_test=args.num_test, size=args.size,
+    scenes = args.source if args.aligned else (args.out or "data/shapes")
+    out = prepare_shapes(scenes, num_train=args.num_train, num_test=args.num_test, size=args.size,
                          seed=args.seed)
     print(f"shapes: {args.num_train} train + {args.num_test} test images at {args.size} px in {out}")
+    if args.aligned:
+        from .data.synthetic.shapes_aligned import export_aligned
+        pairs = export_aligned(out, args.out or "data/shapes_aligned")
+        print(f"shapes pairs (A label map | B photo, PNG): {pairs}/{{train,test}}")
     return 0
 
 
 def ensure_data(cfg) -> None:
-    """Generate the embedded shapes set when the config points at a missing one."""
+    """Generate the embedded shapes set (or its pix2pix pairs, DATASET_NAME shapes_aligned, cut from
+    the shapes set beside it) when the config points at a missing one."""
     data_dir = Path(cfg.DATA_DIR)
-    if cfg.DATASET_NAME != "shapes" or data_dir.is_file() or (data_dir / "meta.json").is_file():
+    if cfg.DATASET_NAME not in ("shapes", "shapes_aligned") or data_dir.is_file() or \
+            (data_dir / "meta.json").is_file():
         return  # not shapes, a converted file (e.g. shapes.h5), or already there
     if int(os.environ.get("RANK", "0")) == 0:
         from .data.synthetic.shapes import prepare_shapes
-        print(f"preparing shapes in {data_dir} (first run only)", flush=True)
-        prepare_shapes(data_dir, **SHAPES_DEFAULTS)
+        scenes = data_dir if cfg.DATASET_NAME == "shapes" else data_dir.parent / "shapes"
+        if not (scenes / "meta.json").is_file():
+            print(f"preparing shapes in {scenes} (first run only)", flush=True)
+            prepare_shapes(scenes, **SHAPES_DEFAULTS)
+        if cfg.DATASET_NAME == "shapes_aligned":
+            from .data.synthetic.shapes_aligned import export_aligned
+            print(f"exporting label-map -> photo pairs of {scenes} into {data_dir} (first run only)", flush=True)
+            export_aligned(scenes, data_dir)
     else:  # other torchrun ranks wait for rank 0's generator
         deadline = time.time() + 1800
         while not (data_dir / "meta.json").is_file():
@@ -155,7 +178,7 @@ def cmd_sample(args) -> int:
     out = sample_gallery(cfg, ckpt=args.ckpt, captions=captions, from_split=args.from_split, count=args.count,
                          per_caption=args.n, seed=args.seed, truncation=args.truncation,
                          interpolate=args.interpolate, steps=args.steps, out=args.out, device=args.device,
-                         attention=args.attention)
+                         attention=args.attention, inputs=args.input)
     print(f"gallery: {out / 'index.html'}")
     return 0
 

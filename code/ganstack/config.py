@@ -41,16 +41,22 @@ DEFAULTS: dict[str, Any] = {
         "KEEP_CHECKPOINTS": 3,   # the last K periodic checkpoints are kept
         "LOG_INTERVAL": 50,      # steps between scalar logs
         "IMAGE_INTERVAL": 500,   # steps between image grids in TensorBoard
-        "EVAL_INTERVAL": 0,      # > 0: steps between `ganstack eval` metrics logged to TensorBoard (generators)
+        "EVAL_INTERVAL": 0,      # > 0: steps between `ganstack eval` metrics logged to TensorBoard
         "DISCRIMINATOR_LR": 2e-4,
         "GENERATOR_LR": 2e-4,
         "ENCODER_LR": 2e-4,
         "BETA1": 0.5,            # Adam betas of the GAN optimizers
         "BETA2": 0.999,
         "LR_SCHEDULE": "auto",   # auto (the variant's paper schedule) | none | exponential (LR_DECAY per epoch,
-                                 # floored at LR_MIN_FACTOR) | linear | cosine
+                                 # floored at LR_MIN_FACTOR) | linear | cosine (from 1 after LR_CONSTANT_EPOCHS
+                                 # to LR_MIN_FACTOR at the end, per step) | step (x LR_STEP_GAMMA every
+                                 # LR_STEP_EPOCHS) | plateau (x 0.2 after 5 epochs without a 1% better
+                                 # epoch mean of the variant's monitored loss, as pix2pix)
         "LR_DECAY": 0.98,
         "LR_MIN_FACTOR": 0.1,
+        "LR_CONSTANT_EPOCHS": 0,  # linear/cosine: epochs at the full rate first (pix2pix n_epochs: 100)
+        "LR_STEP_EPOCHS": 50,    # step: epochs between decays (pix2pix lr_decay_iters)
+        "LR_STEP_GAMMA": 0.1,
         "RNN_GRAD_CLIP": 0.25,
         "GRAD_CLIP": 0.0,        # > 0 clips every other optimizer's gradient norm
         "PRECISION": "fp32",     # fp32 | bf16 | fp16 (fp16 uses a GradScaler per optimizer)
@@ -83,6 +89,38 @@ DEFAULTS: dict[str, Any] = {
         "D_NORM": "auto",        # discriminator normalisation: auto (batch; layer for wgan-gp) | batch | layer |
                                  # spectral (spectral norm on every weight, no activation norm) | none
         "DIFF_AUGMENT": "",      # DiffAugment policies for every D input: comma-separated color,translation,cutout
+        "LOSS": "vanilla",       # image-to-image variants (pix2pix): vanilla | lsgan | hinge | wgangp (+ GP_LAMBDA)
+    },
+    "DATA": {                    # image-to-image data (pix2pix's options, same names)
+        "DATASET_MODE": "aligned",   # aligned (A|B side by side in {train,val,test}/) | unaligned (trainA/, trainB/)
+        "DIRECTION": "AtoB",     # AtoB | BtoA: which half is the input
+        "PREPROCESS": "resize_and_crop",  # resize_and_crop | crop | scale_width | scale_width_and_crop | none
+        "LOAD_SIZE": 286,        # resize target (the width for scale_width)
+        "CROP_SIZE": 256,        # random crop when training; evaluation resizes (or centre-crops) to it
+        "INPUT_NC": 3,           # channels of the input: 1 grey, 3 RGB, 4 RGBA (.npy pairs: any)
+        "OUTPUT_NC": 3,
+    },
+    "PIX2PIX": {                 # pix2pix family networks and losses; defaults are the paper's
+        "NET_G": "unet",         # unet | resnet_6blocks | resnet_9blocks
+        "UNET_DEPTH": 0,         # U-Net downsamplings; 0: log2(CROP_SIZE) (unet_256 = 8, unet_128 = 7)
+        "NGF": 64,
+        "NDF": 64,
+        "NET_D": "basic",        # basic (70x70 PatchGAN) | n_layers (N_LAYERS_D) | pixel (1x1) | multiscale (pix2pixHD)
+        "N_LAYERS_D": 3,
+        "NUM_D": 3,              # multiscale: PatchGANs on a pyramid of NUM_D scales
+        "NORM": "batch",         # batch | instance | none
+        "SPECTRAL_NORM": False,  # spectral norm on every D conv (norm layers dropped, biases kept)
+        "INIT_TYPE": "normal",   # normal | xavier | kaiming | orthogonal
+        "INIT_GAIN": 0.02,
+        "DROPOUT": 0.5,          # U-Net: 3 innermost decoder blocks; ResNet: every block (0 = no_dropout)
+        "TEST_DROPOUT": False,   # keep dropout on when sampling: K different outputs per input
+        "NOISE_DIM": 0,          # > 0: that many z channels, tiled, enter G at its input and its bottleneck
+        "LAMBDA_DIVERSITY": 0.0,  # mode-seeking term (Mao et al. 2019) that makes G use z (with NOISE_DIM)
+        "LAMBDA_L1": 100.0,
+        "LAMBDA_PERCEPTUAL": 0.0,  # VGG19 feature loss (pix2pixHD: 10)
+        "VGG_WEIGHTS": "models/vgg19-dcbb9e9d.pth",  # torchvision vgg19 state dict (features.* keys suffice)
+        "LAMBDA_FEAT": 0.0,      # D feature matching (pix2pixHD: 10)
+        "POOL_SIZE": 0,          # buffer of past fakes shown to D (pix2pix 0, CycleGAN 50)
     },
     "TEXT": {
         "CAPTIONS_PER_IMAGE": 10,
@@ -274,17 +312,27 @@ def _default_run_name(path: str | Path | None) -> str:
 
 _CHOICES = {
     "TRAIN.PRECISION": ("fp32", "bf16", "fp16"),
-    "TRAIN.LR_SCHEDULE": ("auto", "none", "exponential", "linear", "cosine"),
+    "TRAIN.LR_SCHEDULE": ("auto", "none", "exponential", "linear", "cosine", "step", "plateau"),
     "RNN_TYPE": ("LSTM", "GRU"),
     "DAMSM.IMAGE_ENCODER": ("cnn", "inception"),
     "GAN.TYPE": ("gan", "wgan", "wgan-gp", "vanilla_gan", "vanilla_wgan"),
     "GAN.ADV_LOSS": ("auto", "bce", "lsgan", "hinge", "wasserstein"),
     "GAN.D_NORM": ("auto", "batch", "layer", "spectral", "none"),
+    "GAN.LOSS": ("vanilla", "lsgan", "hinge", "wgangp"),
+    "DATA.DATASET_MODE": ("aligned", "unaligned"),
+    "DATA.DIRECTION": ("AtoB", "BtoA"),
+    "DATA.PREPROCESS": ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none"),
+    "PIX2PIX.NET_G": ("unet", "resnet_6blocks", "resnet_9blocks"),
+    "PIX2PIX.NET_D": ("basic", "n_layers", "pixel", "multiscale"),
+    "PIX2PIX.NORM": ("batch", "instance", "none"),
+    "PIX2PIX.INIT_TYPE": ("normal", "xavier", "kaiming", "orthogonal"),
 }
 _POSITIVE = ("TRAIN.BATCH_SIZE", "TREE.BASE_SIZE", "TREE.BRANCH_NUM", "TEXT.WORDS_NUM",
              "TEXT.CAPTIONS_PER_IMAGE", "TEXT.EMBEDDING_DIM", "TRAIN.SNAPSHOT_INTERVAL", "EVAL.IMAGES_PER_CAPTION",
              "EVAL.IS_SPLITS", "EVAL.KID_SUBSETS", "EVAL.KID_SUBSET_SIZE", "EVAL.BATCH_SIZE",
-             "TRAIN.LOG_INTERVAL", "TRAIN.KEEP_CHECKPOINTS", "GAN.DITER", "GAN.Z_DIM")
+             "TRAIN.LOG_INTERVAL", "TRAIN.KEEP_CHECKPOINTS", "GAN.DITER", "GAN.Z_DIM",
+             "DATA.LOAD_SIZE", "DATA.CROP_SIZE", "DATA.INPUT_NC", "DATA.OUTPUT_NC", "PIX2PIX.NGF", "PIX2PIX.NDF",
+             "PIX2PIX.N_LAYERS_D", "PIX2PIX.NUM_D", "TRAIN.LR_STEP_EPOCHS")
 
 
 def validate(cfg: Config) -> None:

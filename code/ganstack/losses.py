@@ -16,6 +16,10 @@ picks its objective by name (``ADVERSARIAL_KINDS``):
 ``feature_matching`` (Salimans et al. 2016) matches the batch means of a
 discriminator layer. All of them compute in float32 under autocast.
 
+Image-to-image terms (pix2pix family): ``PIX2PIX_LOSSES`` maps GAN.LOSS names to the
+objectives above; ``discriminator_feature_matching`` and ``perceptual_loss`` (VGG19)
+are pix2pixHD's; ``mode_seeking`` (MSGAN) makes a noise-injected generator use its noise.
+
 DAMSM (AttnGAN, Xu et al. 2018, section 3.3)
 --------------------------------------------
 The Deep Attentional Multimodal Similarity Model scores how well an image matches a
@@ -49,6 +53,7 @@ __all__ = [
     "func_attention", "word_similarity", "sentence_similarity",
     "damsm_word_loss", "damsm_sentence_loss",
     "ADVERSARIAL_KINDS", "discriminator_term", "generator_term", "gradient_penalty", "feature_matching",
+    "PIX2PIX_LOSSES", "multiscale_mean", "discriminator_feature_matching", "perceptual_loss", "mode_seeking",
 ]
 
 ClassIds = torch.Tensor | np.ndarray | Sequence[int] | None
@@ -237,3 +242,40 @@ def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor) -> torch.Te
 def feature_matching(fake_features: torch.Tensor, real_features: torch.Tensor) -> torch.Tensor:
     """Squared distance between the batch-mean features of fake and (fixed) real samples."""
     return F.mse_loss(fake_features.float().mean(0), real_features.detach().float().mean(0))
+
+
+# ------------------------------------------------------------ image-to-image (pix2pix family)
+# GAN.LOSS names of the pix2pix code -> the objectives above; wgangp adds gradient_penalty.
+PIX2PIX_LOSSES = {"vanilla": "bce", "lsgan": "lsgan", "hinge": "hinge", "wgangp": "wasserstein"}
+
+
+def multiscale_mean(terms) -> torch.Tensor:
+    """The mean of one loss term per discriminator scale (pix2pixHD sums; the mean keeps the
+    scale of a single-D loss, so LAMBDA_L1 = 100 means the same with 1 or 3 scales)."""
+    terms = list(terms)
+    return sum(terms) / len(terms)
+
+
+def discriminator_feature_matching(fake_scales, real_scales) -> torch.Tensor:
+    """pix2pixHD's feature matching: L1 between D's intermediate activations (all but the logits)
+    on fake and real pairs, averaged over layers and scales; real activations are constants."""
+    return multiscale_mean(
+        sum(F.l1_loss(f.float(), r.detach().float()) for f, r in zip(fake[:-1], real[:-1])) / (len(fake) - 1)
+        for fake, real in zip(fake_scales, real_scales))
+
+
+def perceptual_loss(vgg, fake: torch.Tensor, real: torch.Tensor,
+                    weights: Sequence[float] = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0)) -> torch.Tensor:
+    """pix2pixHD's VGG loss: sum_i w_i |phi_i(fake) - phi_i(real)|_1 over VGG19's relu1_1 ... relu5_1
+    (weights as pix2pixHD); ``vgg`` maps images in [-1, 1] to that list of activations."""
+    with torch.no_grad():
+        targets = vgg(real)
+    return sum(w * F.l1_loss(f.float(), t.float()) for w, f, t in zip(weights, vgg(fake), targets))
+
+
+def mode_seeking(out_a: torch.Tensor, out_b: torch.Tensor, z_a: torch.Tensor, z_b: torch.Tensor,
+                 eps: float = 1e-5) -> torch.Tensor:
+    """MSGAN (Mao et al. 2019): 1 / (|G(x, z_a) - G(x, z_b)|_1 / |z_a - z_b|_1 + eps). Minimising it
+    pushes two noise codes apart in the output: G can no longer ignore z, as pix2pix's does."""
+    ratio = (out_a.float() - out_b.float()).abs().mean() / (z_a.float() - z_b.float()).abs().mean()
+    return 1.0 / (ratio + eps)

@@ -67,15 +67,19 @@ def _gallery_html(title: str, rows: list[dict], strip: dict | None) -> str:
 def sample_gallery(cfg: Config, *, ckpt: str | None = None, captions: list[str] | None = None,
                    from_split: str | None = None, count: int = 8, per_caption: int = 8, seed: int = 0,
                    truncation: float = 0.0, interpolate: list[str] | None = None, steps: int = 8,
-                   out: str | None = None, device: str = "auto", attention: bool = False) -> Path:
+                   out: str | None = None, device: str = "auto", attention: bool = False,
+                   inputs: list[str] | None = None) -> Path:
     if per_caption < 1 or steps < 2:
         raise GanstackError("--n must be >= 1 and --steps >= 2")
     if truncation < 0:
         raise GanstackError(f"--truncation {truncation}: must be >= 0 (0 = no truncation)")
-    if not captions and not from_split and not interpolate:
-        raise GanstackError("nothing to sample: give --caption TEXT, --captions FILE, --from-split SPLIT "
-                            "or --interpolate A B")
+    if not captions and not from_split and not interpolate and not inputs:
+        raise GanstackError("nothing to sample: give --caption TEXT, --captions FILE, --from-split SPLIT, "
+                            "--interpolate A B or (image-to-image variants) --input IMAGE")
     variant, path, state = load_variant(cfg, ckpt, device)
+    if getattr(variant, "condition_kind", "text") == "image":
+        return translation_gallery(cfg, variant, path, state, inputs=inputs, from_split=from_split, count=count,
+                                   per_input=per_caption, seed=seed, out=out, captions=captions or interpolate)
     if attention and not hasattr(variant, "attention_strip"):
         raise GanstackError(f"--attention: VARIANT={cfg.VARIANT} has no word attention; drop --attention")
     out_dir = Path(out) if out else run_dir_of(cfg) / "samples"
@@ -122,3 +126,52 @@ def sample_gallery(cfg: Config, *, ckpt: str | None = None, captions: list[str] 
     write_text_atomic(out_dir / "index.html", _gallery_html(title, rows, strip))
     return out_dir
 
+
+
+def translation_gallery(cfg: Config, variant, path, state, *, inputs: list[str] | None, from_split: str | None,
+                        count: int, per_input: int, seed: int, out: str | None, captions=None) -> Path:
+    """Image-to-image variants: for each input image (--input files or folders, and/or --from-split), K
+    outputs (`per_input`; they differ through z and/or test-time dropout, each drawn from seed + k) and,
+    for dataset items, the target. Row files: NNN_input.png, NNN_out_KK.png, NNN_target.png."""
+    if captions:
+        raise GanstackError(f"VARIANT={cfg.VARIANT} translates images, it takes no captions: give --input IMAGE "
+                            "or --from-split test")
+    if not inputs and not from_split:
+        raise GanstackError(f"nothing to sample: VARIANT={cfg.VARIANT} needs --input IMAGE (file or folder) "
+                            "or --from-split SPLIT")
+    names, conditions, targets = [], [], []
+    if inputs:
+        files, images = variant.conditions_from_files(inputs)
+        names += files
+        conditions += list(images)
+        targets += [None] * len(files)
+    if from_split:
+        split_names, images, indices = variant.conditions_from_split(from_split, count, seed)
+        names += split_names
+        conditions += list(images)
+        targets += list(variant.targets_of_split(from_split, indices))
+    out_dir = Path(out) if out else run_dir_of(cfg) / "samples"
+    rows = []
+    for i, (name, x, target) in enumerate(zip(names, conditions, targets)):
+        files = [f"{i:03d}_input.png"]
+        save_png(_viewable(x), out_dir / files[0])
+        for k in range(per_input):
+            torch.manual_seed(seed + k)  # test-time dropout draws from the global RNG
+            y = variant.sample(x[None], variant.noise(1, seed=seed + k))[0]
+            files.append(f"{i:03d}_out_{k:02d}.png")
+            save_png(_viewable(y), out_dir / files[-1])
+        if target is not None:
+            files.append(f"{i:03d}_target.png")
+            save_png(_viewable(target), out_dir / files[-1])
+        caption = f"{name}: input, {per_input} output(s)" + (", target" if target is not None else "")
+        rows.append({"caption": caption, "files": files})
+    index = {"variant": cfg.VARIANT, "checkpoint": str(path), "step": state["step"], "seed": seed, "rows": rows}
+    write_text_atomic(out_dir / "index.json", json.dumps(index, indent=2) + "\n")
+    title = f"{cfg.VARIANT} translations: {Path(path).name} (step {state['step']}, seed {seed})"
+    write_text_atomic(out_dir / "index.html", _gallery_html(title, rows, None))
+    return out_dir
+
+
+def _viewable(image: torch.Tensor) -> torch.Tensor:
+    """(C, H, W) -> 3 channels for a PNG: grey repeated, channels beyond the third dropped."""
+    return image.expand(3, -1, -1) if image.shape[0] == 1 else image[:3]

@@ -34,7 +34,7 @@ from .checkpoint import (latest_checkpoint, load_checkpoint, remove_partial, rng
 from .ema import EMA
 from .logger import Logger
 from .optim import NonFiniteLoss, Updater
-from .schedule import lr_factor
+from .schedule import Plateau, lr_factor
 from ..data.sampler import ResumableSampler
 
 CHECKPOINT_VERSION = 1
@@ -89,6 +89,7 @@ class Trainer:
                                 f"images each process gets from {cfg.DATA_DIR}: lower TRAIN.BATCH_SIZE")
         self.total_steps = cfg.TRAIN.MAX_STEPS or cfg.TRAIN.MAX_EPOCH * self.steps_per_epoch
         self.step = self.epoch = self.pos = 0
+        self.plateau = Plateau()  # TRAIN.LR_SCHEDULE plateau: fed the epoch means of variant.plateau_metric
         self.resumed_from = self._resume(resume)
 
     # ----------------------------------------------------------------- set-up
@@ -132,6 +133,8 @@ class Trainer:
                                     f"resume with the config it was trained with, or use --restart") from None
         self.ema.load_state_dict(state["ema"])
         self.updater.load_state_dict(state["updater"])
+        self.plateau.load_state_dict(state.get("plateau", self.plateau.state_dict()))
+        self.variant.load_training_state(state.get("variant_state", {}))
         self.step, self.epoch, self.pos = state["step"], state["epoch"], state["pos"]
         rngs = state["rng"]
         if len(rngs) != self.env.world or state.get("batch_size") != self.batch_size:
@@ -155,6 +158,8 @@ class Trainer:
             "nets": {n: unwrap(net).state_dict() for n, net in self.variant.nets.items()},
             "ema": self.ema.state_dict(),
             "updater": self.updater.state_dict(),
+            "plateau": self.plateau.state_dict(),
+            "variant_state": self.variant.training_state(),
             "rng": rngs,
             "config": self.cfg.to_dict(),
         }
@@ -226,6 +231,7 @@ class Trainer:
                 batch = next(batches, None)
                 t1 = time.perf_counter()
                 if batch is None:  # epoch exhausted
+                    self._end_epoch_plateau()
                     self.epoch, self.pos = self.epoch + 1, 0
                     break
                 self.pos += 1
@@ -236,6 +242,8 @@ class Trainer:
                 self.updater.step = self.step
                 scalars = self.variant.train_step(_to_device(batch, env.device), self.step, self.updater)
                 self.ema.update({n: unwrap(self.variant.nets[n]) for n in self.variant.ema_nets})
+                if self.variant.plateau_metric in scalars:
+                    self.plateau.add(scalars[self.variant.plateau_metric])
                 self.step += 1
                 t2 = time.perf_counter()
                 images_seen += batch.get("size", self.batch_size) * env.world
@@ -250,8 +258,7 @@ class Trainer:
                     images_seen, busy, data_wait = 0, 0.0, 0.0
                 if env.is_main and self.step % cfg.TRAIN.IMAGE_INTERVAL == 0:
                     self._log_visuals(logger, batch)
-                if (env.is_main and cfg.TRAIN.EVAL_INTERVAL > 0 and self.step % cfg.TRAIN.EVAL_INTERVAL == 0
-                        and hasattr(self.variant, "evaluation_conditions")):
+                if env.is_main and cfg.TRAIN.EVAL_INTERVAL > 0 and self.step % cfg.TRAIN.EVAL_INTERVAL == 0:
                     self._log_evaluation(logger)
                 if distributed.any_rank(env, self.stop_signal is not None):
                     self._stop(logger)
@@ -266,12 +273,24 @@ class Trainer:
                     f"{self.step}; run the same command again to resume")
         raise Interrupted(signum, path)
 
+    def _end_epoch_plateau(self) -> None:
+        """Every process closes the epoch with the same mean, so the learning rates stay equal."""
+        p = self.plateau
+        sums = distributed.gather_objects(self.env, (p.total, p.count))
+        count = sum(c for _, c in sums)
+        p.end_epoch(sum(t for t, _ in sums) / count if count else None)
+
     def _set_lr(self) -> None:
         t = self.cfg.TRAIN
         kind = self.variant.lr_schedule if t.LR_SCHEDULE == "auto" else t.LR_SCHEDULE
+        if kind == "plateau" and not self.variant.plateau_metric:
+            raise GanstackError(f"TRAIN.LR_SCHEDULE=plateau: VARIANT={self.cfg.VARIANT} monitors no loss for it; "
+                                "choose linear, cosine, step or exponential")
         self.updater.set_lr_factor(lr_factor(kind, epoch=self.epoch, step=self.step,
                                              total_steps=self.total_steps, decay=t.LR_DECAY,
-                                             min_factor=t.LR_MIN_FACTOR))
+                                             min_factor=t.LR_MIN_FACTOR, constant_epochs=t.LR_CONSTANT_EPOCHS,
+                                             steps_per_epoch=self.steps_per_epoch, step_epochs=t.LR_STEP_EPOCHS,
+                                             step_gamma=t.LR_STEP_GAMMA, plateau_factor=self.plateau.factor))
 
     @contextlib.contextmanager
     def _bare_eval_mode(self):
@@ -294,11 +313,15 @@ class Trainer:
         """TRAIN.EVAL_INTERVAL: the `ganstack eval` metrics of the current weights, as curves."""
         from .evaluate import generation_metrics, scalar_metrics
         with self._bare_eval_mode():
-            report = generation_metrics(self.cfg, self.variant, self.cfg.EVAL.SPLIT, seed=0)
+            if hasattr(self.variant, "evaluation_conditions"):  # generators of conditions from captions
+                report = generation_metrics(self.cfg, self.variant, self.cfg.EVAL.SPLIT, seed=0)
+            else:  # encoders, image-to-image variants: their own metrics
+                report = self.variant.evaluate(self.cfg.EVAL.SPLIT, seed=0)
         report.pop("reference_cache", None)
         values = scalar_metrics(report)
         logger.scalars(values, self.step)
-        shown = {k: v for k, v in values.items() if k.endswith(("/fid", "colour_accuracy", "shape_accuracy"))}
+        shown = {k: v for k, v in values.items()
+                 if k.endswith(("/fid", "colour_accuracy", "shape_accuracy", "fcn_score/pixel_accuracy"))}
         logger.info(f"eval at step {self.step}: " + "  ".join(f"{k[5:]} {v:.4g}" for k, v in shown.items()))
 
     def _log_visuals(self, logger: Logger, batch: dict) -> None:

@@ -7,6 +7,7 @@ _VARIANTS = {
     "attngan": "ganstack.variants.attngan:AttnGAN",
     "damsm": "ganstack.variants.damsm:DAMSM",
     "gan_int_cls": "ganstack.variants.gan_int_cls:GanIntCls",
+    "pix2pix": "ganstack.variants.pix2pix:Pix2Pix",
 }
 
 

@@ -5,7 +5,8 @@ A variant subclass implements:
   dataset(split, train)       the dataset it trains and evaluates on
   build(dataset)              fill self.nets and self.optimizers (OptimizerSpec per name)
   train_step(batch, step, opt) one iteration through opt.update(name, loss); returns scalars
-and may implement visuals(batch) (images, or text, for TensorBoard), export(folder)
+and may implement visuals(batch) (images, or text, for TensorBoard), training_state() /
+load_training_state(state) (what exact resume needs beyond nets and optimizers), export(folder)
 (files later variants load, e.g. DAMSM encoders) and evaluate(split, seed) (the
 metrics `ganstack eval` reports). Generators also implement the sampling side
 that `ganstack sample` and evaluation use:
@@ -61,6 +62,7 @@ class Variant:
     name = ""
     ema_nets: tuple[str, ...] = ()   # nets the trainer keeps an EMA copy of
     lr_schedule = "none"             # what TRAIN.LR_SCHEDULE: auto means for this variant
+    plateau_metric = ""              # the logged scalar TRAIN.LR_SCHEDULE: plateau watches (epoch means)
     collate = staticmethod(torch.utils.data.default_collate)  # batches of the variant's dataset
 
     def __init__(self, cfg: Config, device: torch.device):
@@ -84,6 +86,13 @@ class Variant:
 
     def export(self, folder: Path) -> list[Path]:
         return []
+
+    def training_state(self) -> dict:
+        """State beyond nets and optimizers that exact resume needs (tensors, numbers, lists, dicts)."""
+        return {}
+
+    def load_training_state(self, state: dict) -> None:
+        pass
 
     def evaluate(self, split: str, seed: int) -> dict:
         return {}
