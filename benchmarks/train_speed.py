@@ -3,10 +3,13 @@
     .venv/bin/python benchmarks/train_speed.py cfg/damsm/shapes.yml [--set KEY=VALUE ...] [--steps 20]
     .venv/bin/python benchmarks/train_speed.py cfg/attngan/bird.yml --fake-data
 
---fake-data (AttnGAN-layout configs) times a config whose dataset and encoders are not
-here: it writes 64 random images with captions in the birds (CUB) layout at the config's
-resolution, and a DAMSM text encoder plus an Inception image encoder (random weights, the
-authors' file format) for TRAIN.NET_E. Speed does not depend on the pixels or the weights.
+--fake-data times a config whose dataset (and encoders) are not here. AttnGAN-layout configs:
+64 random images with captions in the birds (CUB) layout at the config's resolution, and a
+DAMSM text encoder plus an Inception image encoder (random weights, the authors' file format)
+for TRAIN.NET_E. pix2pix configs: 32 random A|B pairs in the aligned (facades) layout at
+DATA.LOAD_SIZE. Speed does not depend on the pixels or the weights.
+
+    .venv/bin/python benchmarks/train_speed.py cfg/pix2pix/facades.yml --fake-data   # unet_256, batch 1
 
 Builds the run exactly as `ganstack train` does (same variant, trainer, precision),
 then times `--steps` optimisation steps after `--warmup` untimed ones: once on a
@@ -69,6 +72,17 @@ def write_fake_birds(root: Path, size: int, count: int = 64, captions: int = 10)
     return data
 
 
+def write_fake_pairs(root: Path, load_size: int, count: int = 32) -> Path:
+    """pix2pix's aligned layout: train/ and test/ of random A|B JPEGs, load_size x 2 load_size."""
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        (root / "pairs" / split).mkdir(parents=True)
+        for i in range(count):
+            pixels = rng.integers(0, 256, (load_size, 2 * load_size, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(root / "pairs" / split / f"{i}.jpg")
+    return root / "pairs"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("cfg")
@@ -76,11 +90,14 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=3)
-    ap.add_argument("--fake-data", action="store_true", help="random data and encoders in the birds layout")
+    ap.add_argument("--fake-data", action="store_true", help="random data (and encoders): birds layout, or aligned pairs for pix2pix")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as out:
         cfg = load_config(args.cfg, args.overrides + [f"OUTPUT_DIR={out}"])
-        if args.fake_data:
+        if args.fake_data and cfg.VARIANT == "pix2pix":
+            data = write_fake_pairs(Path(out), max(cfg.DATA.LOAD_SIZE, cfg.DATA.CROP_SIZE))
+            cfg = load_config(args.cfg, args.overrides + [f"OUTPUT_DIR={out}", f"DATA_DIR={data}"])
+        elif args.fake_data:
             size = cfg.TREE.BASE_SIZE * 2 ** (cfg.TREE.BRANCH_NUM - 1)
             data = write_fake_birds(Path(out), size, captions=cfg.TEXT.CAPTIONS_PER_IMAGE)
             cfg = load_config(args.cfg, args.overrides + [f"OUTPUT_DIR={out}", f"DATA_DIR={data}",

@@ -45,10 +45,14 @@ def colourise(labelmap: np.ndarray) -> np.ndarray:
 
 
 def decode_labelmap(rgb: np.ndarray) -> np.ndarray:
-    """(..., H, W, 3) uint8 palette image -> (..., H, W) int64 ids of the nearest palette colour."""
-    pal = palette().astype(np.int32)
-    dist = ((rgb[..., None, :].astype(np.int32) - pal) ** 2).sum(-1)
-    return dist.argmin(-1).astype(np.int64)
+    """(..., H, W, 3) uint8 palette image -> (..., H, W) int64 ids of the nearest palette colour.
+
+    Distances are taken for the distinct colours only (a label map has a handful), then spread back."""
+    packed = (rgb.astype(np.int32) << np.array([16, 8, 0], np.int32)).sum(-1)
+    colours, index = np.unique(packed.ravel(), return_inverse=True)
+    distinct = (colours[:, None] >> np.array([16, 8, 0])) & 255
+    dist = ((distinct[:, None, :] - palette().astype(np.int64)) ** 2).sum(-1)
+    return dist.argmin(-1)[index].reshape(packed.shape).astype(np.int64)
 
 
 def export_aligned(shapes_dir: str | Path, out_dir: str | Path) -> Path:
