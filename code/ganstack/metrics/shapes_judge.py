@@ -190,9 +190,16 @@ def judge_cache_file(data_dir: str | Path, cache_dir: str | Path = "models/judge
 
 
 def cache_path(data_dir: str | Path, cache_dir: str | Path, seed: int, epochs: int, max_steps: int | None) -> Path:
+    return trained_model_file("shapes_", f"judge{JUDGE_VERSION}", data_dir, cache_dir, seed, epochs, max_steps)
+
+
+def trained_model_file(prefix: str, kind: str, data_dir: str | Path, cache_dir: str | Path, seed: int, epochs: int,
+                       max_steps: int | None) -> Path:
+    """cache_dir/<prefix><hash>.pt: the name hashes the data set's meta.json and the training settings,
+    so a changed data set or setting trains a new model (judges and segmenters alike)."""
     meta = (Path(data_dir) / "meta.json").read_bytes()
-    digest = hashlib.sha256(meta + f"|judge{JUDGE_VERSION}|seed{seed}|epochs{epochs}|steps{max_steps}".encode())
-    return Path(cache_dir) / f"shapes_{digest.hexdigest()[:16]}.pt"
+    digest = hashlib.sha256(meta + f"|{kind}|seed{seed}|epochs{epochs}|steps{max_steps}".encode())
+    return Path(cache_dir) / f"{prefix}{digest.hexdigest()[:16]}.pt"
 
 
 def load_or_train_judge(data_dir: str | Path, cache_dir: str | Path = "models/judges", device: str = "cpu",

@@ -25,7 +25,6 @@ The pooled bottleneck features (`features`) serve a domain FID/KID of photos.
 """
 from __future__ import annotations
 
-import hashlib
 import math
 import pickle
 from pathlib import Path
@@ -41,7 +40,7 @@ from ..data.synthetic.shapes import COLOURS, NUM_CLASSES, SHAPES
 from ..data.synthetic.shapes_aligned import NUM_LABELS, decode_labelmap, load_aligned_meta
 from ..errors import GanstackError
 from ..io import atomic_path
-from .shapes_judge import _block, _deterministic, to_unit_range
+from .shapes_judge import _block, _deterministic, to_unit_range, trained_model_file
 
 SEGMENTER_VERSION = 1
 SEGMENTER_SIZE = 64
@@ -199,9 +198,8 @@ def segmenter_cache_file(data_dir: str | Path, cache_dir: str | Path = "models/j
 
 
 def cache_path(data_dir: str | Path, cache_dir: str | Path, seed: int, epochs: int, max_steps: int | None) -> Path:
-    meta = (Path(data_dir) / "meta.json").read_bytes()
-    digest = hashlib.sha256(meta + f"|segmenter{SEGMENTER_VERSION}|seed{seed}|epochs{epochs}|steps{max_steps}".encode())
-    return Path(cache_dir) / f"shapes_segmenter_{digest.hexdigest()[:16]}.pt"
+    return trained_model_file("shapes_segmenter_", f"segmenter{SEGMENTER_VERSION}", data_dir, cache_dir, seed,
+                              epochs, max_steps)
 
 
 def load_or_train_segmenter(data_dir: str | Path, cache_dir: str | Path = "models/judges", device: str = "cpu",

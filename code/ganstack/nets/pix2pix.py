@@ -183,6 +183,15 @@ class ResnetGenerator(nn.Module):
 
 
 # ------------------------------------------------------------------ discriminators
+def stage_outputs(stages: nn.ModuleList, x: torch.Tensor) -> list[torch.Tensor]:
+    """Every stage's activation (the last are the logits): what feature matching compares."""
+    feats = []
+    for stage in stages:
+        x = stage(x)
+        feats.append(x)
+    return feats
+
+
 def _sn(module: nn.Module, spectral: bool) -> nn.Module:
     return nn.utils.parametrizations.spectral_norm(module) if spectral else module
 
@@ -214,11 +223,7 @@ class NLayerDiscriminator(nn.Module):
         return 3 * 2 ** self.n_layers
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        feats = []
-        for stage in self.stages:
-            x = stage(x)
-            feats.append(x)
-        return feats
+        return stage_outputs(self.stages, x)
 
 
 class PixelDiscriminator(nn.Module):
@@ -239,11 +244,7 @@ class PixelDiscriminator(nn.Module):
         return 1
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        feats = []
-        for stage in self.stages:
-            x = stage(x)
-            feats.append(x)
-        return feats
+        return stage_outputs(self.stages, x)
 
 
 class MultiscaleDiscriminator(nn.Module):
