@@ -91,3 +91,11 @@ def test_evaluate_real_and_missing_set(data_dir, cached, tmp_path):
     assert scores["num_images"] == 8 and 0.0 <= scores["exact_match"] <= 1.0
     with pytest.raises(GanstackError, match="meta.json"):
         sj.load_or_train_judge(tmp_path, cache_dir=tmp_path / "judges")
+
+
+def test_a_damaged_judge_cache_is_a_one_line_error(data_dir, tmp_path):
+    path = sj.cache_path(data_dir, tmp_path, 0, sj.DEFAULT_EPOCHS, STEPS)
+    path.write_bytes(b"not a checkpoint")  # torch.load raises an UnpicklingError with a long message
+    with pytest.raises(GanstackError, match="delete it") as err:
+        sj.load_or_train_judge(data_dir, cache_dir=tmp_path, seed=0, max_steps=STEPS)
+    assert len(str(err.value).splitlines()) == 1

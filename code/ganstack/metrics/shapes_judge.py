@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import math
+import pickle
 from pathlib import Path
 from typing import Iterable
 
@@ -212,8 +213,9 @@ def load_or_train_judge(data_dir: str | Path, cache_dir: str | Path = "models/ju
             state = torch.load(path, map_location="cpu", weights_only=True)
             judge = ShapesJudge()
             judge.load_state_dict(state["judge"])
-        except (RuntimeError, KeyError, EOFError) as e:
-            raise GanstackError(f"{path}: unreadable judge ({e}); delete it to train it again") from None
+        except (RuntimeError, KeyError, EOFError, pickle.UnpicklingError) as e:
+            reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise GanstackError(f"{path}: unreadable judge ({reason}); delete it to train it again") from None
         return judge.to(device).eval().requires_grad_(False)
     print(f"shapes judge: training on {data_dir} (once; cached as {path})", flush=True)
     images, labels = load_split(data_dir, "train")
