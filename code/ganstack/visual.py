@@ -1,4 +1,5 @@
-"""Pictures for people: attention maps over images, strips of tiles with text labels.
+"""Pictures for people: attention maps over images, strips of tiles with text labels, any
+channel count shown as RGB.
 
 Images here are (3, H, W) float tensors in [0, 1].
 """
@@ -35,3 +36,8 @@ def labelled_strip(tiles: torch.Tensor, labels: list[str], *, tile_size: int = 9
         text = label if draw.textlength(label, font=font) <= tile_size else label[: tile_size // 7] + "…"
         draw.text((x + 2, tile_size + 1), text, fill="black", font=font)
     return torch.from_numpy(np.asarray(canvas).copy()).permute(2, 0, 1).float() / 255
+
+
+def three_channels(images: torch.Tensor) -> torch.Tensor:
+    """(..., C, H, W) with any C -> 3 channels for viewing: grey repeated, channels beyond the third dropped."""
+    return images.expand(*images.shape[:-3], 3, *images.shape[-2:]) if images.shape[-3] == 1 else images[..., :3, :, :]

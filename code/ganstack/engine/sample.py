@@ -17,6 +17,7 @@ from torchvision.utils import make_grid
 from ..config import Config
 from ..errors import GanstackError
 from ..io import atomic_path, write_text_atomic
+from ..visual import three_channels
 from .evaluate import load_variant
 from .trainer import run_dir_of
 
@@ -154,15 +155,15 @@ def translation_gallery(cfg: Config, variant, path, state, *, inputs: list[str] 
     rows = []
     for i, (name, x, target) in enumerate(zip(names, conditions, targets)):
         files = [f"{i:03d}_input.png"]
-        save_png(_viewable(x), out_dir / files[0])
+        save_png(three_channels(x), out_dir / files[0])
         for k in range(per_input):
             torch.manual_seed(seed + k)  # test-time dropout draws from the global RNG
             y = variant.sample(x[None], variant.noise(1, seed=seed + k))[0]
             files.append(f"{i:03d}_out_{k:02d}.png")
-            save_png(_viewable(y), out_dir / files[-1])
+            save_png(three_channels(y), out_dir / files[-1])
         if target is not None:
             files.append(f"{i:03d}_target.png")
-            save_png(_viewable(target), out_dir / files[-1])
+            save_png(three_channels(target), out_dir / files[-1])
         caption = f"{name}: input, {per_input} output(s)" + (", target" if target is not None else "")
         rows.append({"caption": caption, "files": files})
     index = {"variant": cfg.VARIANT, "checkpoint": str(path), "step": state["step"], "seed": seed, "rows": rows}
@@ -170,8 +171,3 @@ def translation_gallery(cfg: Config, variant, path, state, *, inputs: list[str] 
     title = f"{cfg.VARIANT} translations: {Path(path).name} (step {state['step']}, seed {seed})"
     write_text_atomic(out_dir / "index.html", _gallery_html(title, rows, None))
     return out_dir
-
-
-def _viewable(image: torch.Tensor) -> torch.Tensor:
-    """(C, H, W) -> 3 channels for a PNG: grey repeated, channels beyond the third dropped."""
-    return image.expand(3, -1, -1) if image.shape[0] == 1 else image[:3]

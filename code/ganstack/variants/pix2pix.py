@@ -35,6 +35,7 @@ from ..image_pool import ImagePool
 from ..losses import (PIX2PIX_LOSSES, discriminator_feature_matching, discriminator_term, generator_term,
                       gradient_penalty, mode_seeking, multiscale_mean, perceptual_loss)
 from ..nets.pix2pix import build_discriminator, build_generator
+from ..visual import three_channels
 from .base import Variant, frozen, unwrap
 
 GRID_INPUTS = 8  # TensorBoard: fixed test inputs, one row each: input | output | target
@@ -42,11 +43,6 @@ GRID_INPUTS = 8  # TensorBoard: fixed test inputs, one row each: input | output 
 
 def logits_of(scales: list[list[torch.Tensor]]) -> list[torch.Tensor]:
     return [features[-1] for features in scales]
-
-
-def visible(images: torch.Tensor) -> torch.Tensor:
-    """Any channel count -> 3 channels for viewing (grey repeated, extra channels dropped)."""
-    return images.expand(-1, 3, -1, -1) if images.shape[1] == 1 else images[:, :3]
 
 
 class Pix2Pix(Variant):
@@ -192,7 +188,7 @@ class Pix2Pix(Variant):
             self._fixed = (names, inputs, self.targets_of_split("test", indices), self.noise(len(names), seed=0))
         names, inputs, targets, noise = self._fixed
         outputs = self.sample(inputs, noise).cpu()
-        rows = torch.stack([visible(inputs), visible(outputs), visible(targets)], dim=1).flatten(0, 1)
+        rows = torch.stack([three_channels(inputs), three_channels(outputs), three_channels(targets)], dim=1).flatten(0, 1)
         return {"samples/input_output_target": make_grid(rows.add(1).div(2), nrow=3, padding=2),
                 "samples/inputs": "\n".join(f"row {i}: {n}" for i, n in enumerate(names))}
 
