@@ -29,13 +29,13 @@ from torchvision.utils import make_grid
 
 from ..data import attngan
 from ..data.embeddings import SentenceEmbedder
-from ..engine.optim import OptimizerSpec, Updater
+from ..engine.optim import Updater
 from ..errors import GanstackError
 from ..losses import damsm_sentence_loss, damsm_word_loss, discriminator_term, generator_term
 from ..nets.attngan import AttnGenerator, StageDiscriminator
 from ..nets.damsm import paired_image_encoder
 from ..visual import attention_overlay, labelled_strip
-from .base import Variant, frozen, unwrap
+from .base import adam, Variant, frozen, unwrap
 
 GRID_CAPTIONS, GRID_SAMPLES = 8, 8  # TensorBoard grid: fixed captions x fixed noise
 
@@ -120,14 +120,10 @@ class AttnGAN(Variant):
             raise GanstackError(f"TRAIN.NET_E={cfg.TRAIN.NET_E} gives {dim}-d text features but TEXT.EMBEDDING_DIM "
                                 f"is {cfg.TEXT.EMBEDDING_DIM}; set TEXT.EMBEDDING_DIM: {dim}")
         self.nets.update(build_networks(cfg, dim))
-        betas = (cfg.TRAIN.BETA1, cfg.TRAIN.BETA2)
         # One Adam per network, as the original (Adam is per parameter: one over all Ds is the same).
         d_params = [p for name in self.d_names for p in self.nets[name].parameters()]
-        self.optimizers["D"] = OptimizerSpec(torch.optim.Adam(d_params, lr=cfg.TRAIN.DISCRIMINATOR_LR, betas=betas),
-                                             clip_params=d_params, clip_norm=cfg.TRAIN.GRAD_CLIP)
-        g_params = list(self.nets["G"].parameters())
-        self.optimizers["G"] = OptimizerSpec(torch.optim.Adam(g_params, lr=cfg.TRAIN.GENERATOR_LR, betas=betas),
-                                             clip_params=g_params, clip_norm=cfg.TRAIN.GRAD_CLIP)
+        self.optimizers["D"] = adam(cfg, d_params, cfg.TRAIN.DISCRIMINATOR_LR)
+        self.optimizers["G"] = adam(cfg, self.nets["G"].parameters(), cfg.TRAIN.GENERATOR_LR)
         if cfg.TRAIN.FLAG and cfg.TRAIN.SMOOTH.LAMBDA > 0:
             self.image_encoder = self.damsm_image_encoder()
             if self.image_encoder is None:

@@ -58,6 +58,13 @@ def truncated_normal(shape: tuple[int, ...], generator: torch.Generator, truncat
     return z
 
 
+def adam(cfg: Config, params, lr: float) -> OptimizerSpec:
+    """The GAN optimizer: Adam with TRAIN.BETA1/BETA2, its gradient norm clipped at TRAIN.GRAD_CLIP (0 = off)."""
+    params = list(params)
+    return OptimizerSpec(torch.optim.Adam(params, lr=lr, betas=(cfg.TRAIN.BETA1, cfg.TRAIN.BETA2)),
+                         clip_params=params, clip_norm=cfg.TRAIN.GRAD_CLIP)
+
+
 class Variant:
     name = ""
     ema_nets: tuple[str, ...] = ()   # nets the trainer keeps an EMA copy of

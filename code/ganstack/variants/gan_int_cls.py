@@ -32,12 +32,12 @@ from ..data import attngan
 from ..data.embeddings import SentenceEmbedder
 from ..data.reed_h5 import ReedH5Dataset, read_attrs
 from ..data.text import Vocabulary
-from ..engine.optim import OptimizerSpec, Updater
+from ..engine.optim import Updater
 from ..errors import GanstackError
 from ..losses import discriminator_term, feature_matching, generator_term, gradient_penalty
 from ..nets.damsm import paired_image_encoder
 from ..nets.dcgan import Discriminator, Generator
-from .base import Variant, frozen, unwrap
+from .base import adam, Variant, frozen, unwrap
 
 GRID_CAPTIONS, GRID_SAMPLES = 8, 8  # TensorBoard grid: fixed captions x fixed noise
 
@@ -130,12 +130,8 @@ class GanIntCls(Variant):
                                        image_size=size, conditional=self.conditional,
                                        norm=self.d_norm(),
                                        minibatch_kernels=gan.MINIBATCH_KERNELS)
-        betas = (cfg.TRAIN.BETA1, cfg.TRAIN.BETA2)
         for name, lr in (("D", cfg.TRAIN.DISCRIMINATOR_LR), ("G", cfg.TRAIN.GENERATOR_LR)):
-            params = self.nets[name].parameters()
-            self.optimizers[name] = OptimizerSpec(torch.optim.Adam(params, lr=lr, betas=betas),
-                                                  clip_params=list(self.nets[name].parameters()),
-                                                  clip_norm=cfg.TRAIN.GRAD_CLIP)
+            self.optimizers[name] = adam(cfg, self.nets[name].parameters(), lr)
 
     def augment(self, images: torch.Tensor) -> torch.Tensor:
         return diff_augment(images, self.augment_policy) if self.augment_policy else images

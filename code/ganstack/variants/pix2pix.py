@@ -30,13 +30,13 @@ from torchvision.utils import make_grid
 
 from ..data import attngan
 from ..data.aligned import image_dataset, load_inputs
-from ..engine.optim import OptimizerSpec, Updater
+from ..engine.optim import Updater
 from ..image_pool import ImagePool
 from ..losses import (PIX2PIX_LOSSES, discriminator_feature_matching, discriminator_term, generator_term,
                       gradient_penalty, mode_seeking, multiscale_mean, perceptual_loss)
 from ..nets.pix2pix import build_discriminator, build_generator
 from ..visual import three_channels
-from .base import Variant, frozen, unwrap
+from .base import adam, Variant, frozen, unwrap
 
 GRID_INPUTS = 8  # TensorBoard: fixed test inputs, one row each: input | output | target
 
@@ -68,11 +68,8 @@ class Pix2Pix(Variant):
         cfg, p = self.cfg, self.cfg.PIX2PIX
         self.nets["G"] = build_generator(cfg)
         self.nets["D"] = build_discriminator(cfg)
-        betas = (cfg.TRAIN.BETA1, cfg.TRAIN.BETA2)
         for name, lr in (("D", cfg.TRAIN.DISCRIMINATOR_LR), ("G", cfg.TRAIN.GENERATOR_LR)):
-            params = list(self.nets[name].parameters())
-            self.optimizers[name] = OptimizerSpec(torch.optim.Adam(params, lr=lr, betas=betas),
-                                                  clip_params=params, clip_norm=cfg.TRAIN.GRAD_CLIP)
+            self.optimizers[name] = adam(cfg, self.nets[name].parameters(), lr)
         if p.LAMBDA_PERCEPTUAL > 0:
             from ..nets.vgg import VGG19Features
             self.vgg = VGG19Features(p.VGG_WEIGHTS).to(self.device)
