@@ -9,7 +9,7 @@ from torchvision.models import inception_v3
 
 from ganstack.errors import GanstackError
 from ganstack.losses import (damsm_sentence_loss, damsm_word_loss, func_attention, sentence_similarity,
-                             word_similarity)
+                             swap_word_negatives, word_similarity)
 from ganstack.metrics.rprecision import _draw_candidates, r_precision
 from ganstack.nets.damsm import InceptionImageEncoder, TextEncoder, build_image_encoder
 
@@ -365,3 +365,53 @@ def test_candidates_are_distinct_other_class_with_fallback():
 def test_r_precision_needs_enough_images():
     with pytest.raises(GanstackError, match="at least 100 images"):
         r_precision(np.ones((99, 4)), np.ones((99, 4)))
+
+
+# ------------------------------------------------------------ word-swap hard negatives
+def test_swap_word_negatives_change_one_weighted_word_from_a_partner():
+    captions = torch.tensor([[1, 2, 3, 4, 0], [1, 5, 3, 6, 7], [1, 2, 3, 4, 0], [8, 2, 9, 4, 0]])
+    lens = torch.tensor([4, 5, 4, 4])
+    weights = torch.ones(10)
+    weights[1] = 0.0  # never replace word 1 ("a"): its positions are never picked
+    for seed in range(20):
+        out, changed = swap_word_negatives(captions, lens, weights, torch.Generator().manual_seed(seed))
+        assert out.shape == captions.shape
+        for i in range(4):
+            diff = (out[i] != captions[i]).nonzero().flatten().tolist()
+            if not changed[i]:
+                assert diff == []
+                continue
+            assert len(diff) == 1 and diff[0] < lens[i] and captions[i, diff[0]] != 1
+            # the new word is some other caption's word at that place
+            assert int(out[i, diff[0]]) in captions[:, diff[0]].tolist()
+    # identical partners leave nothing to swap: flagged, never returned as a "negative" equal to the truth
+    same = torch.tensor([[1, 2, 3], [1, 2, 3]])
+    out, changed = swap_word_negatives(same, torch.tensor([3, 3]), torch.ones(4))
+    assert not changed.any() and torch.equal(out, same)
+
+
+def test_extra_negative_captions_enter_only_the_image_to_caption_direction(damsm_inputs):
+    img, words, lens, classes = damsm_inputs
+    base = damsm_word_loss(img, words, lens, classes, G1, G2, G3)[:2]
+    owner = torch.tensor([0, 3])
+    # copies of captions 0 and 3 as their images' negatives: each image can no longer tell it
+    # from its own caption, which adds exactly log(2) when the true caption dominated, less otherwise
+    extra = damsm_word_loss(img, words, lens, classes, G1, G2, G3, negatives=(words[owner], lens[owner], owner))[:2]
+    torch.testing.assert_close(extra[1], base[1])
+    ref0, _, _, sim = _naive_word_loss(img, words, lens, classes)
+    rows = sim * G3
+    keep = lambda i: [j for j in range(6) if j == i or classes[j] != classes[i]]
+    lse = [torch.logsumexp(rows[i, keep(i)], 0) for i in range(6)]
+    for i in owner.tolist():
+        lse[i] = torch.logaddexp(lse[i], rows[i, i])
+    torch.testing.assert_close(extra[0], -sum(rows[i, i] - lse[i] for i in range(6)) / 6)
+
+    g = torch.Generator().manual_seed(5)
+    img_code, sent_code = torch.randn(6, 10, generator=g), torch.randn(6, 10, generator=g)
+    s_base = damsm_sentence_loss(img_code, sent_code, classes, G3)
+    s_same = damsm_sentence_loss(img_code, sent_code, classes, G3, negatives=(sent_code[owner], owner))
+    torch.testing.assert_close(s_same[1], s_base[1])
+    assert s_same[0] > s_base[0]
+    # a negative pointing away from its image barely counts
+    s_far = damsm_sentence_loss(img_code, sent_code, classes, G3, negatives=(-img_code[owner], owner))
+    assert 0 < s_far[0] - s_base[0] < 1e-3

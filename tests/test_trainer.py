@@ -68,7 +68,8 @@ def test_train_writes_run_folder_logs_and_encoders(tmp_path, coco_dir, capsys):
 
 
 def test_sigterm_then_resume_gives_identical_weights(tmp_path, coco_dir):
-    steps = ["--set", "TRAIN.MAX_STEPS=60", "--set", "WORKERS=1"]
+    # word-swap negatives on: their draws must resume too
+    steps = ["--set", "TRAIN.MAX_STEPS=60", "--set", "WORKERS=1", "--set", "DAMSM.SWAP_NEGATIVES=1"]
     cfg = tiny_damsm_cfg(tmp_path, coco_dir)
     assert main(["train", str(cfg), "--device", "cpu", "--set", "RUN_NAME=straight", *steps]) == 0
 

@@ -135,6 +135,7 @@ DEFAULTS: dict[str, Any] = {
         "INCEPTION_WEIGHTS": "models/inception_v3_google-0cc3c7bd.pth",
         "CNN_DIM": 64,
         "FREEZE_BN": True,       # keep the frozen Inception in eval mode (the original let BN drift)
+        "SWAP_NEGATIVES": 0,     # word-swapped hard negative captions per caption (0: AttnGAN's loss)
     },
     "EVAL": {
         "R_PRECISION_RUNS": 10,

@@ -159,8 +159,13 @@ def _same_class_mask(class_ids: ClassIds, batch: int, device: torch.device) -> t
     return mask
 
 
-def _two_way_ce(scores: torch.Tensor, class_ids: ClassIds) -> tuple[torch.Tensor, torch.Tensor]:
-    """scores (B images, B captions), true pairs on the diagonal -> (image->caption CE, caption->image CE)."""
+def _two_way_ce(scores: torch.Tensor, class_ids: ClassIds,
+                negatives: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """scores (B images, B captions), true pairs on the diagonal -> (image->caption CE, caption->image CE).
+
+    ``negatives`` (B, K): scores of extra negative captions (``swap_word_negatives``), -inf where
+    a caption is no negative of an image; they join the image->caption direction only (they
+    have no image of their own)."""
     batch = scores.shape[0]
     if scores.shape != (batch, batch):
         raise ValueError(f"DAMSM losses need as many images as captions, got scores {tuple(scores.shape)}")
@@ -168,31 +173,92 @@ def _two_way_ce(scores: torch.Tensor, class_ids: ClassIds) -> tuple[torch.Tensor
     if mask is not None:
         scores = scores.masked_fill(mask, float("-inf"))
     labels = torch.arange(batch, device=scores.device)
-    return F.cross_entropy(scores, labels), F.cross_entropy(scores.T, labels)
+    rows = scores if negatives is None else torch.cat([scores, negatives], dim=1)
+    return F.cross_entropy(rows, labels), F.cross_entropy(scores.T, labels)
+
+
+def _owner_columns(scores: torch.Tensor, owner: torch.Tensor, batch: int) -> torch.Tensor:
+    """(K,) scores of negative k against image owner[k] -> (batch, K), -inf elsewhere."""
+    out = scores.new_full((batch, scores.shape[0]), float("-inf"))
+    return out.index_put((owner.to(scores.device), torch.arange(scores.shape[0], device=scores.device)), scores)
+
+
+def swap_word_negatives(captions: torch.Tensor, cap_lens: torch.Tensor, word_weights: torch.Tensor,
+                        generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Hard negative captions: each caption with one word replaced by the word at the same place in
+    another caption of the batch (a rolled partner), so most differ from the truth in one attribute.
+
+    captions (B, T) word ids, cap_lens (B,), word_weights (vocabulary,) >= 0: how likely a word is
+    to be the one replaced (IDF, so content words rather than "a" or "the"). Returns (negatives
+    (B, T), changed (B,) bool): positions where the two captions hold the same word are never
+    picked, and a caption with no such position is returned unchanged and flagged False (it is
+    no negative; drop it). Contrastive losses over the batch alone rarely meet two captions that differ only in
+    a shape, so without these an encoder can match on colour and place and never learn shape.
+    """
+    batch, steps = captions.shape
+    if batch < 2:
+        return captions.clone(), torch.zeros(batch, dtype=torch.bool, device=captions.device)
+    shift = int(torch.randint(1, batch, (1,), generator=generator))
+    partner = captions.roll(shift, dims=0)
+    lens = torch.as_tensor(cap_lens, device=captions.device)
+    both = torch.arange(steps, device=captions.device)[None] < torch.minimum(lens, lens.roll(shift))[:, None]
+    weights = word_weights.to(captions.device)[captions].float() * (both & (captions != partner))
+    has_choice = weights.sum(1) > 0
+    weights[~has_choice, 0] = 1.0  # a placeholder draw, not applied
+    place = torch.multinomial(weights, 1, generator=generator).squeeze(1)
+    rows = torch.arange(batch, device=captions.device)
+    out = captions.clone()
+    out[rows[has_choice], place[has_choice]] = partner[rows[has_choice], place[has_choice]]
+    return out, has_choice
 
 
 def damsm_word_loss(img_features: torch.Tensor, words: torch.Tensor, cap_lens: torch.Tensor,
                     class_ids: ClassIds, gamma1: float, gamma2: float, gamma3: float,
+                    negatives: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
                     ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
     """AttnGAN's words_loss: (loss0 image->caption, loss1 caption->image, attn_maps).
 
     img_features (B, D, H, W) local image features, words (B, D, T), cap_lens (B,),
-    class_ids (B,) or None. Image i and caption i are the true pair.
+    class_ids (B,) or None. Image i and caption i are the true pair. ``negatives``
+    (words (K, D, T), cap_lens (K,), owner (K,)): extra negative captions, each scored
+    against its owner image only (image->caption direction).
     """
     sim, attn_maps = word_similarity(img_features, words, cap_lens, gamma1, gamma2)
+    extra = None
+    if negatives is not None:
+        neg_words, neg_lens, owner = negatives
+        neg_sim = paired_word_similarity(img_features[owner], neg_words, neg_lens, gamma1, gamma2)
+        extra = _owner_columns(neg_sim, owner, img_features.shape[0])
     with _full_precision(sim) as (sim,):
-        loss0, loss1 = _two_way_ce(sim.T * gamma3, class_ids)   # rows: images
+        loss0, loss1 = _two_way_ce(sim.T * gamma3, class_ids, None if extra is None else extra.float() * gamma3)
     return loss0, loss1, attn_maps
 
 
+def paired_word_similarity(img_features: torch.Tensor, words: torch.Tensor, cap_lens: torch.Tensor,
+                           gamma1: float, gamma2: float) -> torch.Tensor:
+    """R(Q, D) of caption k with image k only (K,): ``word_similarity``'s diagonal at K pairs' cost."""
+    valid = _word_mask(cap_lens, words.shape[2], words.device)
+    with _full_precision(img_features, words) as (img_features, words):
+        context, _ = func_attention(words, img_features, gamma1, word_mask=valid)
+        cos = _cosine(context, words, dim=1)                    # K x T
+        return (cos * gamma2).masked_fill(~valid, float("-inf")).logsumexp(dim=1)
+
+
 def damsm_sentence_loss(img_code: torch.Tensor, sent_code: torch.Tensor, class_ids: ClassIds,
-                        gamma3: float, eps: float = 1e-8) -> tuple[torch.Tensor, torch.Tensor]:
+                        gamma3: float, eps: float = 1e-8,
+                        negatives: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """AttnGAN's sent_loss: (loss0 image->caption, loss1 caption->image).
 
-    img_code (B, D) global image codes, sent_code (B, D) sentence codes, class_ids (B,) or None.
+    img_code (B, D) global image codes, sent_code (B, D) sentence codes, class_ids (B,) or None;
+    ``negatives`` (sentence codes (K, D), owner (K,)) as in ``damsm_word_loss``.
     """
     with _full_precision(img_code, sent_code) as (img_code, sent_code):
-        return _two_way_ce(sentence_similarity(img_code, sent_code, eps) * gamma3, class_ids)
+        extra = None
+        if negatives is not None:
+            neg_code, owner = negatives
+            neg_sim = _cosine(img_code[owner], neg_code.to(img_code.dtype), dim=1, eps=eps)
+            extra = _owner_columns(neg_sim * gamma3, owner, img_code.shape[0])
+        return _two_way_ce(sentence_similarity(img_code, sent_code, eps) * gamma3, class_ids, extra)
 
 
 # ------------------------------------------------------------ adversarial

@@ -19,7 +19,7 @@ from ..data import attngan
 from ..data.sampler import ResumableSampler
 from ..engine.optim import OptimizerSpec, Updater
 from ..io import atomic_path
-from ..losses import damsm_sentence_loss, damsm_word_loss
+from ..losses import damsm_sentence_loss, damsm_word_loss, swap_word_negatives
 from ..metrics.rprecision import r_precision
 from ..nets.damsm import TextEncoder, build_image_encoder
 from ..visual import attention_overlay
@@ -53,6 +53,7 @@ class DAMSM(Variant):
         self.nets["image_encoder"] = build_image_encoder(
             cfg.DAMSM.IMAGE_ENCODER, cfg.TEXT.EMBEDDING_DIM, weights_path=cfg.DAMSM.INCEPTION_WEIGHTS,
             image_size=self.image_size, freeze_bn=cfg.DAMSM.FREEZE_BN, ndf=cfg.DAMSM.CNN_DIM)
+        self.word_weights = inverse_document_frequency(dataset.split_captions, len(dataset.vocab))
         text_params = list(self.nets["text_encoder"].parameters())
         image_params = [p for p in self.nets["image_encoder"].parameters() if p.requires_grad]
         # One Adam over both encoders; only the RNN side is clipped (AttnGAN: RNN_GRAD_CLIP 0.25).
@@ -60,18 +61,39 @@ class DAMSM(Variant):
         self.optimizers["E"] = OptimizerSpec(adam, clip_params=text_params, clip_norm=cfg.TRAIN.RNN_GRAD_CLIP)
 
     # ------------------------------------------------------------- training
-    def losses(self, batch: dict) -> dict[str, torch.Tensor]:
+    def losses(self, batch: dict, negatives: int = 0) -> dict[str, torch.Tensor]:
+        """The word and sentence losses of a batch, with `negatives` word-swapped captions per caption."""
         s = self.cfg.TRAIN.SMOOTH
-        words, sentence = self.nets["text_encoder"](batch["caption"], batch["cap_len"])
+        captions, cap_lens = batch["caption"], batch["cap_len"]
+        batch_size = captions.shape[0]
+        neg_captions, neg_lens, owner = self.swapped_captions(captions, cap_lens, negatives)
+        words, sentence = self.nets["text_encoder"](torch.cat([captions, neg_captions]),
+                                                    torch.cat([cap_lens, neg_lens]))
         regions, code = self.nets["image_encoder"](batch["images"][-1])
         class_ids = batch["class_id"]
-        w_i2t, w_t2i, attn = damsm_word_loss(regions, words, batch["cap_len"], class_ids, s.GAMMA1, s.GAMMA2, s.GAMMA3)
-        s_i2t, s_t2i = damsm_sentence_loss(code, sentence, class_ids, s.GAMMA3)
+        extra = len(owner) > 0
+        w_i2t, w_t2i, attn = damsm_word_loss(
+            regions, words[:batch_size], cap_lens, class_ids, s.GAMMA1, s.GAMMA2, s.GAMMA3,
+            negatives=(words[batch_size:], neg_lens, owner) if extra else None)
+        s_i2t, s_t2i = damsm_sentence_loss(code, sentence[:batch_size], class_ids, s.GAMMA3,
+                                           negatives=(sentence[batch_size:], owner) if extra else None)
         return {"words": w_i2t + w_t2i, "sentence": s_i2t + s_t2i, "attn": attn}
+
+    def swapped_captions(self, captions: torch.Tensor, cap_lens: torch.Tensor, count: int):
+        """(captions, lengths, owner image) of up to `count` word-swapped copies of each caption."""
+        negs, lens, owner = [captions[:0]], [cap_lens[:0]], [torch.zeros(0, dtype=torch.long)]
+        rows = torch.arange(captions.shape[0])
+        for _ in range(count):
+            neg, changed = swap_word_negatives(captions, cap_lens, self.word_weights)
+            changed = changed.cpu()
+            negs.append(neg[changed.to(neg.device)])
+            lens.append(cap_lens[changed.to(cap_lens.device)])
+            owner.append(rows[changed])
+        return torch.cat(negs), torch.cat(lens), torch.cat(owner).to(captions.device)
 
     def train_step(self, batch: dict, step: int, opt: Updater) -> dict[str, float]:
         with opt.autocast():
-            out = self.losses(batch)
+            out = self.losses(batch, negatives=self.cfg.DAMSM.SWAP_NEGATIVES)
         parts = {"loss/words": out["words"], "loss/sentence": out["sentence"]}
         opt.update("E", out["words"] + out["sentence"], parts)
         return {k: v.item() for k, v in parts.items()}
@@ -140,3 +162,11 @@ class DAMSM(Variant):
             "val_loss": {k: float(np.mean(v)) if v else None for k, v in losses.items()},
             "val_loss_batch_size": cfg.TRAIN.BATCH_SIZE,
         }
+
+
+def inverse_document_frequency(captions, vocab_size: int) -> torch.Tensor:
+    """(vocab_size,) log(N / (1 + document frequency)), floored at 0, over a list of id lists."""
+    df = np.zeros(vocab_size)
+    for ids in captions:
+        df[np.unique(np.asarray(ids, dtype=np.int64))] += 1
+    return torch.from_numpy(np.log(max(len(captions), 1) / (1 + df)).clip(min=0)).float()
