@@ -192,8 +192,8 @@ def swap_word_negatives(captions: torch.Tensor, cap_lens: torch.Tensor, word_wei
     to be the one replaced (IDF, so content words rather than "a" or "the"). Returns (negatives
     (B, T), changed (B,) bool): positions where the two captions hold the same word are never
     picked, and a caption with no such position is returned unchanged and flagged False (it is
-    no negative; drop it). Contrastive losses over the batch alone rarely meet two captions that differ only in
-    a shape, so without these an encoder can match on colour and place and never learn shape.
+    no negative; drop it). Contrastive losses over the batch alone rarely meet two captions
+    that differ only in a shape, so without these an encoder can match on colour and place.
     """
     batch, steps = captions.shape
     if batch < 2:

@@ -53,7 +53,9 @@ class DAMSM(Variant):
         self.nets["image_encoder"] = build_image_encoder(
             cfg.DAMSM.IMAGE_ENCODER, cfg.TEXT.EMBEDDING_DIM, weights_path=cfg.DAMSM.INCEPTION_WEIGHTS,
             image_size=self.image_size, freeze_bn=cfg.DAMSM.FREEZE_BN, ndf=cfg.DAMSM.CNN_DIM)
-        self.word_weights = inverse_document_frequency(dataset.split_captions, len(dataset.vocab))
+        # Only the word-swap negatives need IDF weights: skip the pass over the captions otherwise.
+        self.word_weights = (inverse_document_frequency(dataset.split_captions, len(dataset.vocab))
+                             if cfg.DAMSM.SWAP_NEGATIVES > 0 else None)
         text_params = list(self.nets["text_encoder"].parameters())
         image_params = [p for p in self.nets["image_encoder"].parameters() if p.requires_grad]
         # One Adam over both encoders; only the RNN side is clipped (AttnGAN: RNN_GRAD_CLIP 0.25).
@@ -81,15 +83,14 @@ class DAMSM(Variant):
 
     def swapped_captions(self, captions: torch.Tensor, cap_lens: torch.Tensor, count: int):
         """(captions, lengths, owner image) of up to `count` word-swapped copies of each caption."""
-        negs, lens, owner = [captions[:0]], [cap_lens[:0]], [torch.zeros(0, dtype=torch.long)]
-        rows = torch.arange(captions.shape[0])
+        rows = torch.arange(captions.shape[0], device=captions.device)
+        negs, lens, owner = [captions[:0]], [cap_lens[:0]], [rows[:0]]
         for _ in range(count):
             neg, changed = swap_word_negatives(captions, cap_lens, self.word_weights)
-            changed = changed.cpu()
-            negs.append(neg[changed.to(neg.device)])
-            lens.append(cap_lens[changed.to(cap_lens.device)])
+            negs.append(neg[changed])
+            lens.append(cap_lens[changed])
             owner.append(rows[changed])
-        return torch.cat(negs), torch.cat(lens), torch.cat(owner).to(captions.device)
+        return torch.cat(negs), torch.cat(lens), torch.cat(owner)
 
     def train_step(self, batch: dict, step: int, opt: Updater) -> dict[str, float]:
         with opt.autocast():
