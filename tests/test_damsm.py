@@ -7,9 +7,10 @@ import pytest
 import torch
 from torchvision.models import inception_v3
 
+from ganstack.data.negatives import WordSubstitutes
 from ganstack.errors import GanstackError
 from ganstack.losses import (damsm_sentence_loss, damsm_word_loss, func_attention, sentence_similarity,
-                             swap_word_negatives, word_similarity)
+                             word_similarity)
 from ganstack.metrics.rprecision import _draw_candidates, r_precision
 from ganstack.nets.damsm import InceptionImageEncoder, TextEncoder, build_image_encoder
 
@@ -368,26 +369,33 @@ def test_r_precision_needs_enough_images():
 
 
 # ------------------------------------------------------------ word-swap hard negatives
-def test_swap_word_negatives_change_one_weighted_word_from_a_partner():
-    captions = torch.tensor([[1, 2, 3, 4, 0], [1, 5, 3, 6, 7], [1, 2, 3, 4, 0], [8, 2, 9, 4, 0]])
-    lens = torch.tensor([4, 5, 4, 4])
-    weights = torch.ones(10)
-    weights[1] = 0.0  # never replace word 1 ("a"): its positions are never picked
+def test_hard_negatives_replace_one_content_word_by_one_seen_in_the_same_context():
+    # 3 images x 2 captions; word 1 "a" is in every caption (IDF 0: never replaced)
+    captions = [[1, 2, 3, 4], [1, 5, 3, 4],      # image 0: "2" and "5" paraphrase each other
+                [1, 6, 3, 7], [1, 6, 3, 7],      # image 1
+                [1, 8, 3, 4], [1, 8, 9, 4]]      # image 2
+    subs = WordSubstitutes(captions, 2, vocab_size=10)
+    # between "a" and "3", training captions hold 2, 5, 6, 8; image 0's own words never replace
+    assert subs.replacements([1, 2, 3, 4], 1, image=0).tolist() == [6, 8]
+    assert subs.replacements([1, 6, 3, 7], 1, image=1).tolist() == [2, 5, 8]
+    batch = torch.tensor([[1, 2, 3, 4, 0], [1, 6, 3, 7, 0], [1, 8, 3, 4, 0]])
+    lens, images = torch.tensor([4, 4, 4]), torch.tensor([0, 1, 2])
     for seed in range(20):
-        out, changed = swap_word_negatives(captions, lens, weights, torch.Generator().manual_seed(seed))
-        assert out.shape == captions.shape
-        for i in range(4):
-            diff = (out[i] != captions[i]).nonzero().flatten().tolist()
-            if not changed[i]:
-                assert diff == []
-                continue
-            assert len(diff) == 1 and diff[0] < lens[i] and captions[i, diff[0]] != 1
-            # the new word is some other caption's word at that place
-            assert int(out[i, diff[0]]) in captions[:, diff[0]].tolist()
-    # identical partners leave nothing to swap: flagged, never returned as a "negative" equal to the truth
-    same = torch.tensor([[1, 2, 3], [1, 2, 3]])
-    out, changed = swap_word_negatives(same, torch.tensor([3, 3]), torch.ones(4))
-    assert not changed.any() and torch.equal(out, same)
+        neg, neg_lens, owner = subs.negatives(batch, lens, images, 2, torch.Generator().manual_seed(seed))
+        assert neg.shape[1] == batch.shape[1] and torch.equal(neg_lens, lens[owner])
+        places = {}
+        for row, o in zip(neg, owner.tolist()):
+            diff = (row != batch[o]).nonzero().flatten().tolist()
+            assert len(diff) == 1 and 0 < diff[0] < 4  # one word, never the IDF-0 "a"
+            p = diff[0]
+            assert int(row[p]) in subs.replacements(batch[o, :4].tolist(), p, o).tolist()
+            places.setdefault(o, []).append(p)
+        assert all(len(set(p)) == len(p) for p in places.values())  # each negative changes a different word
+        assert set(places) == {0, 1, 2}
+    # a caption whose every word is either everywhere or has no alternative gives no negative
+    lone = WordSubstitutes([[1, 2], [1, 2]], 2, vocab_size=3)
+    neg, neg_lens, owner = lone.negatives(torch.tensor([[1, 2]]), torch.tensor([2]), torch.tensor([0]), 3)
+    assert neg.shape == (0, 2) and owner.numel() == 0
 
 
 def test_extra_negative_captions_enter_only_the_image_to_caption_direction(damsm_inputs):

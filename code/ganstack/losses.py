@@ -163,7 +163,7 @@ def _two_way_ce(scores: torch.Tensor, class_ids: ClassIds,
                 negatives: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """scores (B images, B captions), true pairs on the diagonal -> (image->caption CE, caption->image CE).
 
-    ``negatives`` (B, K): scores of extra negative captions (``swap_word_negatives``), -inf where
+    ``negatives`` (B, K): scores of extra negative captions (``data.negatives.WordSubstitutes``), -inf where
     a caption is no negative of an image; they join the image->caption direction only (they
     have no image of their own)."""
     batch = scores.shape[0]
@@ -181,35 +181,6 @@ def _owner_columns(scores: torch.Tensor, owner: torch.Tensor, batch: int) -> tor
     """(K,) scores of negative k against image owner[k] -> (batch, K), -inf elsewhere."""
     out = scores.new_full((batch, scores.shape[0]), float("-inf"))
     return out.index_put((owner.to(scores.device), torch.arange(scores.shape[0], device=scores.device)), scores)
-
-
-def swap_word_negatives(captions: torch.Tensor, cap_lens: torch.Tensor, word_weights: torch.Tensor,
-                        generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Hard negative captions: each caption with one word replaced by the word at the same place in
-    another caption of the batch (a rolled partner), so most differ from the truth in one attribute.
-
-    captions (B, T) word ids, cap_lens (B,), word_weights (vocabulary,) >= 0: how likely a word is
-    to be the one replaced (IDF, so content words rather than "a" or "the"). Returns (negatives
-    (B, T), changed (B,) bool): positions where the two captions hold the same word are never
-    picked, and a caption with no such position is returned unchanged and flagged False (it is
-    no negative; drop it). Contrastive losses over the batch alone rarely meet two captions
-    that differ only in a shape, so without these an encoder can match on colour and place.
-    """
-    batch, steps = captions.shape
-    if batch < 2:
-        return captions.clone(), torch.zeros(batch, dtype=torch.bool, device=captions.device)
-    shift = int(torch.randint(1, batch, (1,), generator=generator))
-    partner = captions.roll(shift, dims=0)
-    lens = torch.as_tensor(cap_lens, device=captions.device)
-    both = torch.arange(steps, device=captions.device)[None] < torch.minimum(lens, lens.roll(shift))[:, None]
-    weights = word_weights.to(captions.device)[captions].float() * (both & (captions != partner))
-    has_choice = weights.sum(1) > 0
-    weights[~has_choice, 0] = 1.0  # a placeholder draw, not applied
-    place = torch.multinomial(weights, 1, generator=generator).squeeze(1)
-    rows = torch.arange(batch, device=captions.device)
-    out = captions.clone()
-    out[rows[has_choice], place[has_choice]] = partner[rows[has_choice], place[has_choice]]
-    return out, has_choice
 
 
 def damsm_word_loss(img_features: torch.Tensor, words: torch.Tensor, cap_lens: torch.Tensor,

@@ -16,10 +16,11 @@ import torch
 from torchvision.utils import make_grid
 
 from ..data import attngan
+from ..data.negatives import WordSubstitutes
 from ..data.sampler import ResumableSampler
 from ..engine.optim import OptimizerSpec, Updater
 from ..io import atomic_path
-from ..losses import damsm_sentence_loss, damsm_word_loss, swap_word_negatives
+from ..losses import damsm_sentence_loss, damsm_word_loss
 from ..metrics.rprecision import r_precision
 from ..nets.damsm import TextEncoder, build_image_encoder
 from ..visual import attention_overlay
@@ -53,9 +54,9 @@ class DAMSM(Variant):
         self.nets["image_encoder"] = build_image_encoder(
             cfg.DAMSM.IMAGE_ENCODER, cfg.TEXT.EMBEDDING_DIM, weights_path=cfg.DAMSM.INCEPTION_WEIGHTS,
             image_size=self.image_size, freeze_bn=cfg.DAMSM.FREEZE_BN, ndf=cfg.DAMSM.CNN_DIM)
-        # Only the word-swap negatives need IDF weights: skip the pass over the captions otherwise.
-        self.word_weights = (inverse_document_frequency(dataset.split_captions, len(dataset.vocab))
-                             if cfg.DAMSM.SWAP_NEGATIVES > 0 else None)
+        # Only the hard negatives need the substitution tables: skip the pass over the captions otherwise.
+        self.substitutes = (WordSubstitutes(dataset.split_captions, dataset.captions_per_image, len(dataset.vocab))
+                            if cfg.DAMSM.SWAP_NEGATIVES > 0 else None)
         text_params = list(self.nets["text_encoder"].parameters())
         image_params = [p for p in self.nets["image_encoder"].parameters() if p.requires_grad]
         # One Adam over both encoders; only the RNN side is clipped (AttnGAN: RNN_GRAD_CLIP 0.25).
@@ -68,7 +69,10 @@ class DAMSM(Variant):
         s = self.cfg.TRAIN.SMOOTH
         captions, cap_lens = batch["caption"], batch["cap_len"]
         batch_size = captions.shape[0]
-        neg_captions, neg_lens, owner = self.swapped_captions(captions, cap_lens, negatives)
+        if negatives > 0:
+            neg_captions, neg_lens, owner = self.substitutes.negatives(captions, cap_lens, batch["index"], negatives)
+        else:
+            neg_captions, neg_lens, owner = captions[:0], cap_lens[:0], cap_lens[:0].long()
         words, sentence = self.nets["text_encoder"](torch.cat([captions, neg_captions]),
                                                     torch.cat([cap_lens, neg_lens]))
         regions, code = self.nets["image_encoder"](batch["images"][-1])
@@ -80,17 +84,6 @@ class DAMSM(Variant):
         s_i2t, s_t2i = damsm_sentence_loss(code, sentence[:batch_size], class_ids, s.GAMMA3,
                                            negatives=(sentence[batch_size:], owner) if extra else None)
         return {"words": w_i2t + w_t2i, "sentence": s_i2t + s_t2i, "attn": attn}
-
-    def swapped_captions(self, captions: torch.Tensor, cap_lens: torch.Tensor, count: int):
-        """(captions, lengths, owner image) of up to `count` word-swapped copies of each caption."""
-        rows = torch.arange(captions.shape[0], device=captions.device)
-        negs, lens, owner = [captions[:0]], [cap_lens[:0]], [rows[:0]]
-        for _ in range(count):
-            neg, changed = swap_word_negatives(captions, cap_lens, self.word_weights)
-            negs.append(neg[changed])
-            lens.append(cap_lens[changed])
-            owner.append(rows[changed])
-        return torch.cat(negs), torch.cat(lens), torch.cat(owner)
 
     def train_step(self, batch: dict, step: int, opt: Updater) -> dict[str, float]:
         with opt.autocast():
@@ -164,10 +157,3 @@ class DAMSM(Variant):
             "val_loss_batch_size": cfg.TRAIN.BATCH_SIZE,
         }
 
-
-def inverse_document_frequency(captions, vocab_size: int) -> torch.Tensor:
-    """(vocab_size,) log(N / (1 + document frequency)), floored at 0, over a list of id lists."""
-    df = np.zeros(vocab_size)
-    for ids in captions:
-        df[np.unique(np.asarray(ids, dtype=np.int64))] += 1
-    return torch.from_numpy(np.log(max(len(captions), 1) / (1 + df)).clip(min=0)).float()
