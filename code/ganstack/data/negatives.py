@@ -72,8 +72,9 @@ class WordSubstitutes:
         out, owner = [], []
         for row, (ids, length, image) in enumerate(zip(rows, lens, images.cpu().tolist())):
             ids = ids[:length]
-            options = {p: self.replacements(ids, p, image) for p in range(length)}
-            places = [p for p, words in options.items() if len(words) and self.weights[ids[p]] > 0]
+            # IDF-0 words (in every caption) are never replaced: skip their table look-ups
+            options = {p: self.replacements(ids, p, image) for p in range(length) if self.weights[ids[p]] > 0}
+            places = [p for p, words in options.items() if len(words)]
             if not places:
                 continue
             weights = np.array([self.weights[ids[p]] for p in places])
