@@ -156,4 +156,3 @@ class DAMSM(Variant):
             "val_loss": {k: float(np.mean(v)) if v else None for k, v in losses.items()},
             "val_loss_batch_size": cfg.TRAIN.BATCH_SIZE,
         }
-
