@@ -305,3 +305,22 @@ def test_diff_augment_trains_and_an_unknown_policy_is_a_one_line_error(tmp_path,
     square[:, :, 12:20, 12:20] = 1
     moved = diff_augment(square, parse_policy("translation"))
     assert torch.all(moved.sum(dim=(1, 2, 3)) == 64)
+
+
+def test_discriminator_scores_image_and_text_jointly_and_cls_weight_is_checked(tmp_path, shapes_dir, net_e, capsys):
+    """Reed et al.'s 1x1 conv after the tiled text: the text's effect on the logit depends on the image.
+
+    With the logit conv straight on the concatenation (the reference PyTorch code), the text would
+    only add an image-independent bias, and no mismatched pair could ever be told apart."""
+    from ganstack.nets.dcgan import Discriminator
+    torch.manual_seed(0)
+    D = Discriminator(embed_dim=12, proj_dim=8, ndf=8, image_size=32).eval()
+    images, texts = torch.randn(2, 3, 32, 32), torch.randn(2, 12)
+    with torch.no_grad():
+        s = [[D(images[i:i + 1], texts[j:j + 1])[0].item() for j in range(2)] for i in range(2)]
+    text_effect = [s[i][0] - s[i][1] for i in range(2)]  # equal for both images when merely additive
+    assert abs(text_effect[0] - text_effect[1]) > 0.05 * max(abs(t) for t in text_effect)
+    bad = tiny_cfg(tmp_path, shapes_dir, net_e)
+    assert main(["train", str(bad), "--device", "cpu", *sets(GAN__CLS_WEIGHT=1.5)]) == 2
+    err = capsys.readouterr().err
+    assert "GAN.CLS_WEIGHT=1.5" in err and len(err.strip().splitlines()) == 1

@@ -76,6 +76,7 @@ DEFAULTS: dict[str, Any] = {
         "TYPE": "gan",           # gan | wgan | wgan-gp | vanilla_gan | vanilla_wgan (vanilla = no text)
         "ADV_LOSS": "auto",      # auto (bce for gan types, wasserstein for wgan types) | bce | lsgan | hinge
         "CLS": True,             # matching-aware D: real image + mismatched text counts as fake
+        "CLS_WEIGHT": 0.5,       # with CLS, D's fake term weighs 1 - w and its mismatched term w (paper: 1/2 each)
         "INT": True,             # G also learns from interpolated text embeddings
         "INT_BETA": 0.5,         # t = beta * t1 + (1 - beta) * t2
         "REAL_LABEL": 0.9,       # one-sided label smoothing of D's real target (bce/lsgan)

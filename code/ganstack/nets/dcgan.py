@@ -6,8 +6,12 @@ Generator: the text embedding is projected (Linear -> BN -> LeakyReLU 0.2) to
 
 Discriminator: stride-2 4x4 convolutions shrink the image to 4x4 (ndf ... ndf*8
 at 64 px, no norm on the first); the projected embedding is tiled 4x4 and
-concatenated, and a 4x4 convolution gives one logit. The 4x4 feature map before
-the text joins is returned too: the generator's feature-matching target.
+concatenated, then (Reed et al., Sec. 3.1) a 1x1 convolution with norm and
+LeakyReLU mixes image and text, and a 4x4 convolution gives one logit. Without
+that 1x1 layer the text only adds an image-independent bias to the logit, so
+the matching-aware (CLS) discriminator cannot tell a right caption from a wrong
+one (the reference PyTorch code drops it). The 4x4 feature map before the text
+joins is returned too: the generator's feature-matching target.
 Unconditional (vanilla_*) discriminators and generators simply skip the text.
 """
 from __future__ import annotations
@@ -122,7 +126,9 @@ class Discriminator(nn.Module):
         self.minibatch = MinibatchDiscrimination(width * 16, minibatch_kernels) if minibatch_kernels else None
         self.project = TextProjection(embed_dim, proj_dim, norm=norm in ("batch", "layer")) if conditional else None
         joined = width + (proj_dim if conditional else 0) + minibatch_kernels
-        self.logit = nn.Conv2d(joined, 1, 4, 1, 0, bias=False)
+        self.joint = None if joined == width else nn.Sequential(
+            nn.Conv2d(joined, width, 1, bias=False), _norm(norm, width), nn.LeakyReLU(0.2, inplace=True))
+        self.logit = nn.Conv2d(width, 1, 4, 1, 0, bias=False)
         _init_dcgan(self)
         if norm == "spectral":
             spectrally_normalised(self)
@@ -136,5 +142,5 @@ class Discriminator(nn.Module):
             parts.append(self.project(embedding)[:, :, None, None].expand(-1, -1, 4, 4))
         if self.minibatch is not None:
             parts.append(self.minibatch(feats)[:, :, None, None].expand(-1, -1, 4, 4))
-        joined = torch.cat(parts, dim=1) if len(parts) > 1 else feats
+        joined = feats if self.joint is None else self.joint(torch.cat(parts, dim=1))
         return self.logit(joined).flatten(), feats

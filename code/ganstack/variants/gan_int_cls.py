@@ -87,6 +87,9 @@ class GanIntCls(Variant):
         self.wasserstein = "wgan" in gan.TYPE
         self.adv = gan.ADV_LOSS if gan.ADV_LOSS != "auto" else ("wasserstein" if self.wasserstein else "bce")
         self.cls = gan.CLS and self.conditional
+        if not 0.0 <= gan.CLS_WEIGHT <= 1.0:
+            raise GanstackError(f"GAN.CLS_WEIGHT={gan.CLS_WEIGHT}: must lie in [0, 1] (0.5 weighs the generated "
+                                "and the mismatched pairs equally, as the paper)")
         self.int = gan.INT and self.conditional
         self.z_dim = gan.Z_DIM
         self.augment_policy = parse_policy(gan.DIFF_AUGMENT)
@@ -174,11 +177,13 @@ class GanIntCls(Variant):
             fake = G(z, h)
             real_logits, _ = D(aug(real), h)
             fake_logits, _ = D(aug(fake.detach()), h)
+            # Algorithm 1: log s_r + (log(1 - s_w) + log(1 - s_f)) / 2, the halves being GAN.CLS_WEIGHT.
+            fake_weight = 1.0 - gan.CLS_WEIGHT if self.cls else 1.0
             d_terms = {"loss/D_real": discriminator_term(self.adv, real_logits, True, real_label=smooth),
-                       "loss/D_fake": discriminator_term(self.adv, fake_logits, False)}
+                       "loss/D_fake": fake_weight * discriminator_term(self.adv, fake_logits, False)}
             if self.cls:
                 wrong_logits, _ = D(aug(batch["wrong_images"]), h)
-                d_terms["loss/D_wrong"] = discriminator_term(self.adv, wrong_logits, False)
+                d_terms["loss/D_wrong"] = gan.CLS_WEIGHT * discriminator_term(self.adv, wrong_logits, False)
             if gan.TYPE == "wgan-gp":
                 d_terms["loss/D_gradient_penalty"] = gan.GP_LAMBDA * gradient_penalty(
                     lambda x: D(x, h)[0], real, fake)
