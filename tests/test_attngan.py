@@ -137,6 +137,18 @@ def test_stop_and_resume_gives_the_same_networks_and_ema(tmp_path, shapes_dir, d
                 assert torch.equal(value, b[group][net][key]), f"{group}.{net}.{key} differs"
 
 
+def test_diff_augment_reaches_every_discriminator(tmp_path, shapes_dir, damsm_dir):
+    """GAN.DIFF_AUGMENT (shared with GAN-INT-CLS) changes what each stage's D learns from one step."""
+    runs = {}
+    for policy in ("", "cutout"):
+        cfg = tiny_cfg(tmp_path / (policy or "plain"), shapes_dir, damsm_dir)
+        assert main(["train", str(cfg), "--device", "cpu", *sets(TRAIN__MAX_STEPS=1, GAN__DIFF_AUGMENT=policy)]) == 0
+        runs[policy] = load_checkpoint(latest_checkpoint(cfg.parent / "output/tiny/checkpoints"))["nets"]
+    for name in ("D0", "D1"):
+        first = next(k for k in runs[""][name] if k.endswith("weight"))
+        assert not torch.equal(runs[""][name][first], runs["cutout"][name][first]), name
+
+
 @pytest.mark.parametrize("args, message", [
     (["--set", "TREE.BASE_SIZE=48"], "TREE.BASE_SIZE=48"),
     (["--set", "TEXT.EMBEDDING_DIM=64"], "TEXT.EMBEDDING_DIM"),

@@ -9,7 +9,6 @@ the original saved them, must load through ganstack's loaders.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch

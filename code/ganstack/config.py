@@ -89,7 +89,8 @@ DEFAULTS: dict[str, Any] = {
         "GP_LAMBDA": 10.0,       # wgan-gp gradient penalty weight
         "D_NORM": "auto",        # discriminator normalisation: auto (batch; layer for wgan-gp) | batch | layer |
                                  # spectral (spectral norm on every weight, no activation norm) | none
-        "DIFF_AUGMENT": "",      # DiffAugment policies for every D input: comma-separated color,translation,cutout
+        "DIFF_AUGMENT": "",      # DiffAugment on every D input of GAN-INT-CLS / AttnGAN: comma-separated
+                                 # color,translation,cutout (empty: none)
         "LOSS": "vanilla",       # image-to-image variants (pix2pix): vanilla | lsgan | hinge | wgangp (+ GP_LAMBDA)
     },
     "DATA": {                    # image-to-image data (pix2pix's options, same names)

@@ -159,7 +159,7 @@ class AttnGAN(Variant):
         with frozen(*d_plain.values()), opt.autocast():
             g_terms = {}
             for name, fake in zip(self.d_names, fakes[-len(self.d_sizes):]):
-                code = d_plain[name](fake)
+                code = d_plain[name](self.augment(fake))
                 g_terms[f"loss/G_{name}"] = (generator_term("bce", d_plain[name].COND_DNET(code, sentence))
                                              + generator_term("bce", d_plain[name].UNCOND_DNET(code)))
             if smooth.LAMBDA > 0:
@@ -177,7 +177,7 @@ class AttnGAN(Variant):
     def discriminator_loss(self, name: str, real: torch.Tensor, fake: torch.Tensor,
                            sentence: torch.Tensor) -> torch.Tensor:
         D, heads = self.nets[name], unwrap(self.nets[name])
-        real_code, fake_code = D(real), D(fake)
+        real_code, fake_code = D(self.augment(real)), D(self.augment(fake))  # GAN.DIFF_AUGMENT, if any
         cond_real = discriminator_term("bce", heads.COND_DNET(real_code, sentence), True)
         cond_fake = discriminator_term("bce", heads.COND_DNET(fake_code, sentence), False)
         # mismatched pairs: image i with the caption of image i + 1

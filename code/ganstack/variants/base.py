@@ -25,6 +25,7 @@ import contextlib
 import torch
 from torch import nn
 
+from ..augment import diff_augment, parse_policy
 from ..config import Config
 from ..errors import GanstackError
 from ..engine.optim import OptimizerSpec, Updater
@@ -78,6 +79,12 @@ class Variant:
         self.nets: dict[str, nn.Module] = {}
         self.optimizers: dict[str, OptimizerSpec] = {}
         self.ema: dict[str, nn.Module] = {}   # set by the trainer when ema_nets is not empty
+        self.augment_policy = parse_policy(cfg.GAN.DIFF_AUGMENT)
+
+    def augment(self, images: torch.Tensor) -> torch.Tensor:
+        """GAN.DIFF_AUGMENT on a discriminator input (identity when empty); variants apply it to every
+        image their discriminators see, real and generated alike."""
+        return diff_augment(images, self.augment_policy) if self.augment_policy else images
 
     def dataset(self, split: str, train: bool):
         raise NotImplementedError

@@ -27,7 +27,6 @@ import torch
 import torch.nn.functional as F
 from torchvision.utils import make_grid
 
-from ..augment import diff_augment, parse_policy
 from ..data import attngan
 from ..data.embeddings import SentenceEmbedder
 from ..data.reed_h5 import ReedH5Dataset, read_attrs
@@ -92,7 +91,6 @@ class GanIntCls(Variant):
                                 "and the mismatched pairs equally, as the paper)")
         self.int = gan.INT and self.conditional
         self.z_dim = gan.Z_DIM
-        self.augment_policy = parse_policy(gan.DIFF_AUGMENT)
         self.embedder: SentenceEmbedder | None = None
         self._fixed = None
 
@@ -135,9 +133,6 @@ class GanIntCls(Variant):
                                        minibatch_kernels=gan.MINIBATCH_KERNELS)
         for name, lr in (("D", cfg.TRAIN.DISCRIMINATOR_LR), ("G", cfg.TRAIN.GENERATOR_LR)):
             self.optimizers[name] = adam(cfg, self.nets[name].parameters(), lr)
-
-    def augment(self, images: torch.Tensor) -> torch.Tensor:
-        return diff_augment(images, self.augment_policy) if self.augment_policy else images
 
     def d_norm(self) -> str:
         gan = self.cfg.GAN
