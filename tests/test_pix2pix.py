@@ -201,6 +201,7 @@ def test_grid_script_prints_one_table(tmp_path, pairs, monkeypatch, capsys):
     (sets(PIX2PIX__NET_D="multiscale", PIX2PIX__NUM_D=3, PIX2PIX__N_LAYERS_D=3), "PIX2PIX.NET_D=multiscale"),
     (sets(DATA__DIRECTION="CtoD"), "DATA.DIRECTION"),
     (sets(GAN__LOSS="wasserstein"), "GAN.LOSS"),
+    (sets(GAN__DIFF_AUGMENT="cutout"), "GAN.DIFF_AUGMENT='cutout': the pix2pix variant"),
 ])
 def test_bad_pix2pix_settings_are_one_line_errors(tmp_path, pairs, capsys, args, message):
     cfg = tiny_cfg(tmp_path, pairs)

@@ -90,7 +90,7 @@ DEFAULTS: dict[str, Any] = {
         "D_NORM": "auto",        # discriminator normalisation: auto (batch; layer for wgan-gp) | batch | layer |
                                  # spectral (spectral norm on every weight, no activation norm) | none
         "DIFF_AUGMENT": "",      # DiffAugment on every D input of GAN-INT-CLS / AttnGAN: comma-separated
-                                 # color,translation,cutout (empty: none)
+                                 # color,translation,cutout (empty: none; other variants refuse it)
         "LOSS": "vanilla",       # image-to-image variants (pix2pix): vanilla | lsgan | hinge | wgangp (+ GP_LAMBDA)
     },
     "DATA": {                    # image-to-image data (pix2pix's options, same names)

@@ -89,6 +89,7 @@ def build_networks(cfg, embedding_dim: int) -> dict[str, nn.Module]:
 class AttnGAN(Variant):
     name = "attngan"
     ema_nets = ("G",)
+    takes_diff_augment = True
     lr_schedule = "none"  # constant Adam 2e-4, betas (0.5, 0.999)
     collate = staticmethod(attngan.collate)
 

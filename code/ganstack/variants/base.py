@@ -72,6 +72,7 @@ class Variant:
     lr_schedule = "none"             # what TRAIN.LR_SCHEDULE: auto means for this variant
     plateau_metric = ""              # the logged scalar TRAIN.LR_SCHEDULE: plateau watches (epoch means)
     collate = staticmethod(torch.utils.data.default_collate)  # batches of the variant's dataset
+    takes_diff_augment = False       # whether its discriminators take GAN.DIFF_AUGMENT (through augment())
 
     def __init__(self, cfg: Config, device: torch.device):
         self.cfg = cfg
@@ -80,6 +81,9 @@ class Variant:
         self.optimizers: dict[str, OptimizerSpec] = {}
         self.ema: dict[str, nn.Module] = {}   # set by the trainer when ema_nets is not empty
         self.augment_policy = parse_policy(cfg.GAN.DIFF_AUGMENT)
+        if self.augment_policy and not self.takes_diff_augment:
+            raise GanstackError(f"GAN.DIFF_AUGMENT={cfg.GAN.DIFF_AUGMENT!r}: the {self.name} variant does not "
+                                "augment its inputs; leave GAN.DIFF_AUGMENT empty")
 
     def augment(self, images: torch.Tensor) -> torch.Tensor:
         """GAN.DIFF_AUGMENT on a discriminator input (identity when empty); variants apply it to every

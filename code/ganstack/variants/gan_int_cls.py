@@ -76,6 +76,7 @@ def generator_turn(step: int, diter: int, warmup: bool) -> bool:
 class GanIntCls(Variant):
     name = "gan_int_cls"
     ema_nets = ("G",)
+    takes_diff_augment = True
     lr_schedule = "none"  # constant Adam 2e-4, betas (0.5, 0.999)
     collate = staticmethod(attngan.collate)
 
