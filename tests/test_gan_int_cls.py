@@ -291,6 +291,10 @@ def test_diff_augment_trains_and_an_unknown_policy_is_a_one_line_error(tmp_path,
     cfg = tiny_cfg(tmp_path, shapes_dir, net_e)
     assert main(["train", str(cfg), "--device", "cpu", *sets(GAN__DIFF_AUGMENT="color,translation,cutout")]) == 0
     assert all(math.isfinite(v) for v in logged(tmp_path / "output/tiny")["loss/G_adversarial"])
+    gp = tiny_cfg(tmp_path / "gp", shapes_dir, net_e)  # the penalty differentiates through the augmentation
+    assert main(["train", str(gp), "--device", "cpu", *sets(GAN__DIFF_AUGMENT="color,translation,cutout",
+                                                              GAN__TYPE="wgan-gp")]) == 0
+    assert all(math.isfinite(v) for v in logged(tmp_path / "gp/output/tiny")["loss/D_gradient_penalty"])
     bad = tiny_cfg(tmp_path / "bad", shapes_dir, net_e)
     assert main(["train", str(bad), "--device", "cpu", *sets(GAN__DIFF_AUGMENT="translation,zoom")]) == 2
     assert "'zoom'" in capsys.readouterr().err

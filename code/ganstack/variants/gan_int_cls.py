@@ -180,9 +180,9 @@ class GanIntCls(Variant):
             if self.cls:
                 wrong_logits, _ = D(aug(batch["wrong_images"]), h)
                 d_terms["loss/D_wrong"] = gan.CLS_WEIGHT * discriminator_term(self.adv, wrong_logits, False)
-            if gan.TYPE == "wgan-gp":
+            if gan.TYPE == "wgan-gp":  # the critic being trained is D after augmentation: penalise that one
                 d_terms["loss/D_gradient_penalty"] = gan.GP_LAMBDA * gradient_penalty(
-                    lambda x: D(x, h)[0], real, fake)
+                    lambda x: D(aug(x), h)[0], real, fake)
         opt.update("D", sum(d_terms.values()), d_terms)
         if gan.TYPE in ("wgan", "vanilla_wgan"):  # the WGAN critic's Lipschitz constraint
             with torch.no_grad():
