@@ -1,7 +1,10 @@
 """Small datasets written in the original on-disk formats (nothing is downloaded)."""
 from __future__ import annotations
 
+import os
 import pickle
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -111,3 +114,18 @@ def tiny_damsm_cfg(tmp_path: Path, data_dir: Path, **extra: str) -> Path:
     path = tmp_path / "tiny.yml"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def torchrun_train(cfg: Path, logs: Path, *sets: str) -> subprocess.CompletedProcess:
+    """`ganstack train` in two CPU processes under torchrun; fails showing each rank's own streams,
+    because the launcher's summary of a crashed rank hides its cause (a crash also dumps every
+    thread's Python stack there: PYTHONFAULTHANDLER)."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "--log-dir", str(logs), "--tee", "3", "-m", "ganstack", "train", str(cfg), "--device", "cpu"]
+    for s in sets:
+        cmd += ["--set", s]
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONFAULTHANDLER="1")
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, "\n".join([done.stderr[-1500:]] + [
+        f"--- {f.relative_to(logs)}\n{f.read_text()[-3000:]}" for f in sorted(logs.rglob("*.log"))])
+    return done

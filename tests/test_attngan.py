@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,7 +12,7 @@ import torch
 import yaml
 from PIL import Image
 
-from conftest import ROOT
+from conftest import ROOT, torchrun_train
 from ganstack.cli import main
 from ganstack.config import load_config
 from ganstack.data.attngan import TextImageDataset
@@ -311,12 +308,7 @@ def test_original_cfg_files_load_and_describe_the_published_networks(tmp_path, n
 
 def test_two_process_torchrun_trains_attngan(tmp_path, shapes_dir, damsm_dir):
     cfg = tiny_cfg(tmp_path, shapes_dir, damsm_dir)
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "ganstack", "train", str(cfg), "--device", "cpu", "--set", "TRAIN.BATCH_SIZE=4",
-           "--set", "TRAIN.MAX_STEPS=2"]
-    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
+    done = torchrun_train(cfg, tmp_path / "torchrun_logs", "TRAIN.BATCH_SIZE=4", "TRAIN.MAX_STEPS=2")
     assert "4 x 2 process(es) = 8" in done.stdout and done.stdout.count("step 2 ") == 1
     state = load_checkpoint(latest_checkpoint(tmp_path / "output/tiny/checkpoints"))
     assert state["step"] == 2 and len(state["rng"]) == 2

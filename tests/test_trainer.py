@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import ROOT, tiny_damsm_cfg
+from conftest import ROOT, tiny_damsm_cfg, torchrun_train
 from ganstack.cli import main
 from ganstack.engine.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
 
@@ -143,21 +143,14 @@ def test_resume_of_a_missing_or_foreign_checkpoint_is_one_line(tmp_path, coco_di
 
 def test_two_process_torchrun_trains_logs_once_checkpoints_and_resumes(tmp_path, coco_dir):
     cfg = tiny_damsm_cfg(tmp_path, coco_dir)
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "ganstack", "train", str(cfg), "--device", "cpu", "--set", "TRAIN.BATCH_SIZE=4",
-           "--set", "TRAIN.SNAPSHOT_INTERVAL=3"]
-    first = subprocess.run(cmd + ["--set", "TRAIN.MAX_STEPS=6"], capture_output=True, text=True, env=env,
-                           timeout=300)
-    assert first.returncode == 0, first.stderr[-2000:]
+    sets = ("TRAIN.BATCH_SIZE=4", "TRAIN.SNAPSHOT_INTERVAL=3")
+    first = torchrun_train(cfg, tmp_path / "logs_first", *sets, "TRAIN.MAX_STEPS=6")
     run = tmp_path / "output" / "tiny"
     assert first.stdout.count("step 6 ") == 1 and "4 x 2 process(es) = 8" in first.stdout
     assert len(list(run.glob("events.out.tfevents.*"))) == 1
     assert [p.name for p in list_checkpoints(run / "checkpoints")] == ["checkpoint_00000003.pth",
                                                                          "checkpoint_00000006.pth"]
     assert len(load_checkpoint(latest_checkpoint(run / "checkpoints"))["rng"]) == 2
-    second = subprocess.run(cmd + ["--set", "TRAIN.MAX_STEPS=8"], capture_output=True, text=True, env=env,
-                            timeout=300)
-    assert second.returncode == 0, second.stderr[-2000:]
+    second = torchrun_train(cfg, tmp_path / "logs_second", *sets, "TRAIN.MAX_STEPS=8")
     assert "resumed from" in second.stdout and "step 8 " in second.stdout and "step 2 " not in second.stdout
     assert load_checkpoint(latest_checkpoint(run / "checkpoints"))["step"] == 8

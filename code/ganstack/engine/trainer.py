@@ -13,6 +13,7 @@ reproduces the uninterrupted run bit for bit.
 from __future__ import annotations
 
 import contextlib
+import gc
 import random
 import shutil
 import signal
@@ -353,8 +354,13 @@ def _to_device(batch, device: torch.device):
 
 
 def train(cfg: Config, *, device: str = "auto", resume: str | None = None, restart: bool = False) -> Path:
-    trainer = Trainer(cfg, device=device, resume=resume, restart=restart)
+    trainer = None
     try:
+        trainer = Trainer(cfg, device=device, resume=resume, restart=restart)
         return trainer.fit()
     finally:
+        # DDP modules keep the process group alive; free them (the trainer sits in reference
+        # cycles) while the interpreter is whole, not in its shutdown, where gloo may abort.
+        trainer = None
+        gc.collect()
         distributed.teardown()
