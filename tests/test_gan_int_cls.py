@@ -328,3 +328,18 @@ def test_discriminator_scores_image_and_text_jointly_and_cls_weight_is_checked(t
     assert main(["train", str(bad), "--device", "cpu", *sets(GAN__CLS_WEIGHT=1.5)]) == 2
     err = capsys.readouterr().err
     assert "GAN.CLS_WEIGHT=1.5" in err and len(err.strip().splitlines()) == 1
+
+
+def test_pooled_l1_compares_block_means_and_a_bad_pool_is_a_one_line_error(tmp_path, shapes_dir, net_e, capsys):
+    """GAN.L1_POOL=k: the same first step (same seed, same images) has a smaller L1, the mean of
+    |block mean difference| being at most the mean |pixel difference|; 1 is the reference's pixel L1."""
+    first_l1 = {}
+    for pool in (1, 4):
+        cfg = tiny_cfg(tmp_path / f"pool{pool}", shapes_dir, net_e)
+        assert main(["train", str(cfg), "--device", "cpu", *sets(GAN__L1_POOL=pool, TRAIN__MAX_STEPS=1)]) == 0
+        first_l1[pool] = logged(tmp_path / f"pool{pool}/output/tiny")["loss/G_l1"][0]
+    assert 0 < first_l1[4] < first_l1[1]  # equal only if pooling were skipped
+    bad = tiny_cfg(tmp_path / "bad", shapes_dir, net_e)
+    assert main(["train", str(bad), "--device", "cpu", *sets(GAN__L1_POOL=3)]) == 2
+    err = capsys.readouterr().err
+    assert "GAN.L1_POOL=3" in err and len(err.strip().splitlines()) == 1

@@ -81,6 +81,8 @@ DEFAULTS: dict[str, Any] = {
         "INT_BETA": 0.5,         # t = beta * t1 + (1 - beta) * t2
         "REAL_LABEL": 0.9,       # one-sided label smoothing of D's real target (bce/lsgan)
         "L1_COEF": 50.0,         # weight of |G(z, t) - x|_1
+        "L1_POOL": 1,            # > 1: that L1 compares k x k block means (colour and place), leaving
+                                 # edges to the adversarial terms (1: per pixel, as the reference)
         "L2_COEF": 100.0,        # weight of feature matching on D's last 4x4 features
         "MINIBATCH_KERNELS": 0,  # > 0 adds minibatch discrimination with this many kernels
         "DITER": 5,              # critic steps per generator step (wgan types)

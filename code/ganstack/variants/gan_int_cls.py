@@ -9,7 +9,8 @@ One training step, as Algorithm 1 of the paper:
                 and with CLS: wrong (x_w, h) -> fake (the matching-aware discriminator)
   3. G learns   D(x_hat, h) -> real,
                 and with INT: D(G(z', h_int), h_int) -> real for h_int = beta h1 + (1 - beta) h2,
-                plus the reference code's feature matching (L2_COEF) and L1 (L1_COEF) terms.
+                plus the reference code's feature matching (L2_COEF) and L1 (L1_COEF) terms;
+                the L1 may compare L1_POOL x L1_POOL block means instead of pixels.
 
 GAN.TYPE picks the objective: gan (sigmoid cross-entropy, one-sided label smoothing),
 wgan (weight clipping, critic warm-up schedule), wgan-gp (gradient penalty, layer-normed
@@ -91,6 +92,9 @@ class GanIntCls(Variant):
             raise GanstackError(f"GAN.CLS_WEIGHT={gan.CLS_WEIGHT}: must lie in [0, 1] (0.5 weighs the generated "
                                 "and the mismatched pairs equally, as the paper)")
         self.int = gan.INT and self.conditional
+        if gan.L1_POOL < 1 or cfg.TREE.BASE_SIZE % gan.L1_POOL:
+            raise GanstackError(f"GAN.L1_POOL={gan.L1_POOL}: must be a divisor of TREE.BASE_SIZE="
+                                f"{cfg.TREE.BASE_SIZE} (1 compares pixels, as the reference code)")
         self.z_dim = gan.Z_DIM
         self.embedder: SentenceEmbedder | None = None
         self._fixed = None
@@ -209,7 +213,11 @@ class GanIntCls(Variant):
                     _, real_features = d_plain(aug(real), h)
                 g_terms["loss/G_feature_matching"] = gan.L2_COEF * feature_matching(fake_features, real_features)
             if gan.L1_COEF > 0:
-                g_terms["loss/G_l1"] = gan.L1_COEF * F.l1_loss(fake.float(), real.float())
+                # Pixel L1 pulls G to the blurred median of all images a caption fits; over
+                # block means it teaches colour and place only, and D decides the edges.
+                k = gan.L1_POOL
+                g_terms["loss/G_l1"] = gan.L1_COEF * F.l1_loss(F.avg_pool2d(fake.float(), k),
+                                                               F.avg_pool2d(real.float(), k))
             opt.update("G", sum(g_terms.values()), g_terms)
         scalars.update({k: v.item() for k, v in g_terms.items()})
         return scalars
