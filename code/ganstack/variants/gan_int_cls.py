@@ -215,9 +215,8 @@ class GanIntCls(Variant):
             if gan.L1_COEF > 0:
                 # Pixel L1 pulls G to the blurred median of all images a caption fits; over
                 # block means it teaches colour and place only, and D decides the edges.
-                k = gan.L1_POOL
-                g_terms["loss/G_l1"] = gan.L1_COEF * F.l1_loss(F.avg_pool2d(fake.float(), k),
-                                                               F.avg_pool2d(real.float(), k))
+                pool = (lambda x: F.avg_pool2d(x, gan.L1_POOL)) if gan.L1_POOL > 1 else (lambda x: x)
+                g_terms["loss/G_l1"] = gan.L1_COEF * F.l1_loss(pool(fake.float()), pool(real.float()))
             opt.update("G", sum(g_terms.values()), g_terms)
         scalars.update({k: v.item() for k, v in g_terms.items()})
         return scalars
