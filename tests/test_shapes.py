@@ -163,3 +163,86 @@ def test_other_parameters_or_foreign_folder_are_errors(data_dir, tmp_path):
         shapes.prepare_shapes(tmp_path, num_train=2, num_test=1, size=32)
     with pytest.raises(GanstackError, match="meta.json"):
         shapes.load_meta(tmp_path)
+
+
+# ------------------------------------------------------------------ levels
+@pytest.mark.parametrize("level", ["single", "scenes", "crowded"])
+def test_every_level_is_deterministic_and_captions_name_its_scenes(tmp_path, level):
+    spec = shapes.LEVELS[level]
+    a = shapes.prepare_shapes(tmp_path / "a", level=level, num_train=8, num_test=4, size=32, seed=5)
+    b = shapes.prepare_shapes(tmp_path / "b", level=level, num_train=8, num_test=4, size=32, seed=5)
+    assert files_of(a) == files_of(b)
+    meta = shapes.load_meta(a)
+    assert (meta["level"], meta["size"], meta["max_objects"]) == (level, 32, spec.max_objects)
+    for split, row, key, index in split_rows(a):
+        rng = np.random.default_rng([5, index])
+        scene = shapes.sample_scene(rng, level)
+        assert spec.min_objects <= len(scene) <= spec.max_objects
+        labels = load_pickle(a / split / "labels.pickle")
+        assert labels.shape[1:] == (spec.max_objects, 1)
+        assert sorted(int(c) for c in labels[row, :, 0] if c >= 0) == sorted(
+            shapes.class_id(shapes.SHAPES.index(o["shape"]), shapes.COLOURS.index(o["colour"])) for o in scene)
+        want = sorted(tuple(sorted(o.items())) for o in scene)
+        for line in (a / "text" / f"{key}.txt").read_text().splitlines():
+            assert len(tokenize(line)) <= spec.max_caption_words, line
+            assert sorted(tuple(sorted(o.items())) for o in shapes.parse_caption(line)) == want, line
+
+
+def test_single_level_is_one_object_on_a_plain_background(tmp_path):
+    out = shapes.prepare_shapes(tmp_path / "s", level="single", num_train=12, num_test=4, seed=0)
+    assert shapes.load_meta(out)["size"] == 64
+    for split, row, key, _ in split_rows(out):
+        labelmap = np.asarray(Image.open(out / "labelmaps" / f"{key}.png"))
+        image = np.asarray(Image.open(out / "images" / f"{key}.jpg")).astype(int)
+        background = image[labelmap == 0]
+        off = np.abs(background - np.median(background, axis=0)).max(axis=1)
+        assert np.percentile(off, 95) <= 6  # one colour, bar JPEG ringing and the objects' anti-aliased rims
+        # one object, large for the canvas (a small star is the least: about 4 %)
+        assert len(np.unique(labelmap)) == 2 and (labelmap > 0).mean() > 0.025
+
+
+def test_crowded_level_defaults_to_128_px_and_lets_objects_overlap(tmp_path):
+    out = shapes.prepare_shapes(tmp_path / "c", level="crowded", num_train=30, num_test=2, seed=0)
+    assert shapes.load_meta(out)["size"] == 128
+    boxes = load_pickle(out / "train" / "bboxes.pickle")
+    labels = load_pickle(out / "train" / "labels.pickle")[:, :, 0]
+    overlapping = 0
+    for row_boxes, row_labels in zip(boxes, labels):
+        real = row_boxes[row_labels >= 0]
+        assert 3 <= len(real) <= 8
+        for i in range(len(real)):
+            for j in range(i):
+                (x1, y1, w1, h1), (x2, y2, w2, h2) = real[i], real[j]
+                overlapping += (min(x1 + w1, x2 + w2) > max(x1, x2)) and (min(y1 + h1, y2 + h2) > max(y1, y2))
+    assert overlapping > 0
+
+
+def test_levels_keep_separate_judges_and_old_sets_read_as_scenes(tmp_path):
+    from ganstack.metrics.shapes_judge import judge_cache_file
+    a = shapes.prepare_shapes(tmp_path / "a", level="scenes", num_train=4, num_test=2, size=32)
+    b = shapes.prepare_shapes(tmp_path / "b", level="single", num_train=4, num_test=2, size=32)
+    assert judge_cache_file(a, tmp_path) != judge_cache_file(b, tmp_path)
+    # a set written before levels existed has no "level" in meta.json: it is the scenes level
+    meta = shapes.load_meta(a)
+    del meta["level"]
+    (a / "meta.json").write_text(__import__("json").dumps(meta))
+    assert shapes.level_of(shapes.load_meta(a)) == "scenes"
+    shapes.prepare_shapes(a, level="scenes", num_train=4, num_test=2, size=32)  # reused as it is
+    with pytest.raises(GanstackError, match="level scenes"):
+        shapes.prepare_shapes(a, level="single", num_train=4, num_test=2, size=32)
+    with pytest.raises(GanstackError, match="unknown level"):
+        shapes.prepare_shapes(tmp_path / "x", level="easy", num_train=4, num_test=2)
+
+
+def test_prepare_cli_and_config_name_the_level(tmp_path, capsys):
+    from ganstack.cli import main
+    out = tmp_path / "single"
+    assert main(["prepare", "shapes", "--level", "single", "--out", str(out), "--num-train", "4",
+                 "--num-test", "2", "--size", "32"]) == 0
+    assert shapes.load_meta(out)["level"] == "single" and "single" in capsys.readouterr().out
+    cfg = tmp_path / "c.yml"
+    cfg.write_text(f"_BASE_: {Path(__file__).resolve().parents[1] / 'cfg/damsm/shapes.yml'}\n"
+                   f"DATA_DIR: {out}\nOUTPUT_DIR: {tmp_path / 'o'}\n")
+    assert main(["train", str(cfg), "--device", "cpu", "--set", "SHAPES.LEVEL=scenes"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "SHAPES.LEVEL" in err and "'single'" in err

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .errors import GanstackError
 
-SHAPES_DEFAULTS = {"num_train": 2400, "num_test": 600, "size": 64, "seed": 0}
+SHAPES_DEFAULTS = {"num_train": 2400, "num_test": 600, "seed": 0}
 
 
 def _add_config_args(p: argparse.ArgumentParser) -> None:
@@ -32,19 +32,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("prepare", help="generate an embedded dataset in its real on-disk format")
     p.add_argument("dataset", choices=["shapes"], help="which embedded dataset")
+    p.add_argument("--level", default="scenes", choices=["single", "scenes", "crowded"],
+                   help="single: one object on a plain background (the CPU proving ground); scenes (default): "
+                        "1-3 objects in a 3x3 grid; crowded: 3-8 touching, overlapping objects at 128 px")
     p.add_argument("--out", default=None,
-                   help="output folder (default: data/shapes, or data/shapes_aligned with --aligned)")
+                   help="output folder (default: data/shapes, data/shapes_single or data/shapes_crowded by "
+                        "level; data/shapes_aligned with --aligned)")
     p.add_argument("--aligned", action="store_true",
                    help="also export label-map -> photo pairs in pix2pix's aligned A|B format into --out "
                         "(the scenes come from --source, generated there first when missing)")
-    p.add_argument("--source", default="data/shapes",
-                   help="with --aligned: the shapes set the pairs are cut from (default: data/shapes)")
+    p.add_argument("--source", default=None,
+                   help="with --aligned: the shapes set the pairs are cut from (default: the --level's folder, "
+                        "data/shapes for scenes)")
     p.add_argument("--num-train", type=int, default=SHAPES_DEFAULTS["num_train"],
                    help=f"training images (default {SHAPES_DEFAULTS['num_train']})")
     p.add_argument("--num-test", type=int, default=SHAPES_DEFAULTS["num_test"],
                    help=f"test images (default {SHAPES_DEFAULTS['num_test']})")
-    p.add_argument("--size", type=int, default=SHAPES_DEFAULTS["size"],
-                   help=f"image side in pixels (default {SHAPES_DEFAULTS['size']}); e.g. --num-train 50000 --size 128")
+    p.add_argument("--size", type=int, default=None,
+                   help="image side in pixels (default: 64; crowded 128); e.g. --num-train 50000 --size 128")
     p.add_argument("--seed", type=int, default=SHAPES_DEFAULTS["seed"], help="random seed (default 0)")
 
     p = sub.add_parser("train", help="train the variant a config names (auto-resumes its run folder)")
@@ -99,11 +104,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 # ------------------------------------------------------------------ commands
 def cmd_prepare(args) -> int:
-    from .data.synthetic.shapes import prepare_shapes
-    scenes = args.source if args.aligned else (args.out or "data/shapes")
-    out = prepare_shapes(scenes, num_train=args.num_train, num_test=args.num_test, size=args.size,
-                         seed=args.seed)
-    print(f"shapes: {args.num_train} train + {args.num_test} test images at {args.size} px in {out}")
+    from .data.synthetic.shapes import default_dir, load_meta, prepare_shapes
+    scenes = (args.source or default_dir(args.level)) if args.aligned else (args.out or default_dir(args.level))
+    out = prepare_shapes(scenes, level=args.level, num_train=args.num_train, num_test=args.num_test,
+                         size=args.size, seed=args.seed)
+    print(f"shapes ({args.level}): {args.num_train} train + {args.num_test} test images at "
+          f"{load_meta(out)['size']} px in {out}")
     if args.aligned:
         from .data.synthetic.shapes_aligned import export_aligned
         pairs = export_aligned(out, args.out or "data/shapes_aligned")
@@ -115,15 +121,25 @@ def ensure_data(cfg) -> None:
     """Generate the embedded shapes set (or its pix2pix pairs, DATASET_NAME shapes_aligned, cut from
     the shapes set beside it) when the config points at a missing one."""
     data_dir = Path(cfg.DATA_DIR)
-    if cfg.DATASET_NAME not in ("shapes", "shapes_aligned") or data_dir.is_file() or \
-            (data_dir / "meta.json").is_file():
-        return  # not shapes, a converted file (e.g. shapes.h5), or already there
+    if cfg.DATASET_NAME not in ("shapes", "shapes_aligned") or data_dir.is_file():
+        return  # not shapes, or a converted file (e.g. shapes.h5)
+    if (data_dir / "meta.json").is_file():
+        if cfg.DATASET_NAME == "shapes":
+            from .data.synthetic.shapes import default_dir, level_of, load_meta
+            have = level_of(load_meta(data_dir))
+            if have != cfg.SHAPES.LEVEL:
+                raise GanstackError(f"{data_dir}: holds the shapes level {have!r} but the config asks SHAPES.LEVEL "
+                                    f"{cfg.SHAPES.LEVEL!r}; point DATA_DIR at another folder "
+                                    f"(e.g. {default_dir(cfg.SHAPES.LEVEL)}) or set SHAPES.LEVEL={have}")
+        return
     if int(os.environ.get("RANK", "0")) == 0:
-        from .data.synthetic.shapes import prepare_shapes
-        scenes = data_dir if cfg.DATASET_NAME == "shapes" else data_dir.parent / "shapes"
+        from .data.synthetic.shapes import default_dir, prepare_shapes
+        level = cfg.SHAPES.LEVEL
+        scenes = data_dir if cfg.DATASET_NAME == "shapes" else data_dir.parent / Path(default_dir(level)).name
         if not (scenes / "meta.json").is_file():
-            print(f"preparing shapes in {scenes} (first run only)", flush=True)
-            prepare_shapes(scenes, **SHAPES_DEFAULTS)
+            print(f"preparing shapes ({level}) in {scenes} (first run only)", flush=True)
+            prepare_shapes(scenes, level=level, num_train=cfg.SHAPES.NUM_TRAIN, num_test=cfg.SHAPES.NUM_TEST,
+                           size=cfg.SHAPES.SIZE or None, seed=SHAPES_DEFAULTS["seed"])
         if cfg.DATASET_NAME == "shapes_aligned":
             from .data.synthetic.shapes_aligned import export_aligned
             print(f"exporting label-map -> photo pairs of {scenes} into {data_dir} (first run only)", flush=True)

@@ -141,6 +141,12 @@ DEFAULTS: dict[str, Any] = {
         "FREEZE_BN": True,       # keep the frozen Inception in eval mode (the original let BN drift)
         "SWAP_NEGATIVES": 0,     # word-swapped hard negative captions per caption (0: AttnGAN's loss)
     },
+    "SHAPES": {                  # the embedded shapes set DATA_DIR is generated as when missing
+        "LEVEL": "scenes",       # single (one object, plain background) | scenes (1-3 objects) | crowded (3-8, 128 px)
+        "SIZE": 0,               # image side in px; 0: the level's (64, crowded 128)
+        "NUM_TRAIN": 2400,
+        "NUM_TEST": 600,
+    },
     "EVAL": {
         "R_PRECISION_RUNS": 10,
         "R_PRECISION_CANDIDATES": 100,   # 1 true + 99 random captions
@@ -320,6 +326,7 @@ _CHOICES = {
     "TRAIN.LR_SCHEDULE": ("auto", "none", "exponential", "linear", "cosine", "step", "plateau"),
     "RNN_TYPE": ("LSTM", "GRU"),
     "DAMSM.IMAGE_ENCODER": ("cnn", "inception"),
+    "SHAPES.LEVEL": ("single", "scenes", "crowded"),
     "GAN.TYPE": ("gan", "wgan", "wgan-gp", "vanilla_gan", "vanilla_wgan"),
     "GAN.ADV_LOSS": ("auto", "bce", "lsgan", "hinge", "wasserstein"),
     "GAN.D_NORM": ("auto", "batch", "layer", "spectral", "none"),

@@ -1,4 +1,4 @@
-"""The embedded "shapes" dataset: 1-3 coloured geometric objects per scene.
+"""The embedded "shapes" dataset: coloured geometric objects, at three levels of difficulty.
 
 Written in the AttnGAN/COCO layout plus OP-GAN's box files, so the real
 readers read it unchanged:
@@ -12,17 +12,27 @@ readers read it unchanged:
     out_dir/{train,test}/labels.pickle    int64 (N, 3, 1) class ids, -1 padding
     out_dir/meta.json                     written last: its presence means the set is complete
 
-The canvas is a 3x3 grid; each object lies wholly inside its own cell (so
-objects never overlap and the cell names its position in the captions).
+Levels (recorded in meta.json, so judges and reference statistics stay apart):
+  single   one object, large for the canvas, on a plain neutral background:
+           the CPU proving ground where a generator must visibly learn colour,
+           shape and place
+  scenes   1-3 objects, each wholly inside its own cell of a 3x3 grid (never
+           overlapping), on plain, gradient, textured or grainy backgrounds
+           (sets written before levels existed are this level)
+  crowded  3-8 smaller objects, up to two per cell, touching and partly
+           overlapping (later ones in front), 128 px by default: for OP-GAN
+           and GPU runs
+The grid cell holding an object's centre names its position in the captions.
 Scenes are drawn at 4x resolution and box-filtered down, so small images
 stay clean. Every image draws from its own generator seeded by
-(seed, index), so a set is byte-identical for a seed.
+(seed, index), so a set is byte-identical for a seed and level.
 """
 from __future__ import annotations
 
 import colorsys
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -41,15 +51,48 @@ SIZES = ("small", "large")
 # Cell index = row * 3 + col.
 POSITIONS = ("top left", "top", "top right", "left", "centre", "right", "bottom left", "bottom", "bottom right")
 NUM_CLASSES = len(SHAPES) * len(COLOURS)
-MAX_OBJECTS = 3
 CAPTIONS_PER_IMAGE = 10
-MAX_CAPTION_WORDS = 24
 SUPERSAMPLE = 4
+
+
+@dataclass(frozen=True)
+class Level:
+    name: str
+    min_objects: int
+    max_objects: int           # rows of bboxes.pickle / labels.pickle
+    default_size: int          # px, when --size is not given
+    max_caption_words: int
+    plain_background: bool
+    # object diameter as a fraction of the image side, per size word
+    diameter: dict
+
+
+LEVELS = {
+    "single": Level("single", 1, 1, 64, 24, True, {"small": (0.3, 0.36), "large": (0.44, 0.52)}),
+    # scenes: 0.48-0.6 and 0.82-0.95 of a grid cell, as before levels existed
+    "scenes": Level("scenes", 1, 3, 64, 24, False, {"small": (0.48 / 3, 0.6 / 3), "large": (0.82 / 3, 0.95 / 3)}),
+    "crowded": Level("crowded", 3, 8, 128, 64, False, {"small": (0.13, 0.17), "large": (0.22, 0.27)}),
+}
+DEFAULT_LEVEL = "scenes"
+# scenes draws its diameters as fractions of a grid cell (the numbers above, times 3)
+_SCENES_CELL_DIAMETER = {"small": (0.48, 0.6), "large": (0.82, 0.95)}
+# The scenes level, for code that knows no other (kept names).
+MAX_OBJECTS = LEVELS["scenes"].max_objects
+MAX_CAPTION_WORDS = LEVELS["scenes"].max_caption_words
+
+
+def default_dir(level: str) -> str:
+    """Where `ganstack prepare shapes --level LEVEL` writes by default."""
+    return "data/shapes" if level == "scenes" else f"data/shapes_{level}"
+
+
+def get_level(name: str) -> Level:
+    if name not in LEVELS:
+        raise GanstackError(f"shapes: unknown level {name!r}; use one of {', '.join(LEVELS)}")
+    return LEVELS[name]
 
 _RGB = {"red": (220, 35, 35), "green": (35, 170, 45), "blue": (35, 75, 230),
         "yellow": (240, 215, 30), "purple": (175, 45, 210), "cyan": (30, 205, 215)}
-# Diameter of an object as a fraction of its grid cell.
-_SIZE_RANGE = {"small": (0.48, 0.6), "large": (0.82, 0.95)}
 
 # Caption vocabulary: canonical name -> words that name it (the first is the usual one).
 SHAPE_WORDS = {"circle": ("circle", "disc"), "square": ("square", "block"), "triangle": ("triangle",),
@@ -85,10 +128,14 @@ def multiset_id(classes) -> int:
 
 
 # ------------------------------------------------------------------ scenes
-def sample_scene(rng: np.random.Generator) -> list[dict]:
-    """1-3 objects {shape, colour, size, position}, each in its own grid cell."""
-    n = int(rng.integers(1, MAX_OBJECTS + 1))
-    cells = rng.choice(9, size=n, replace=False)
+def sample_scene(rng: np.random.Generator, level: str = DEFAULT_LEVEL) -> list[dict]:
+    """The level's objects {shape, colour, size, position}: one per grid cell, or up to two (crowded)."""
+    spec = get_level(level)
+    n = int(rng.integers(spec.min_objects, spec.max_objects + 1))
+    if level == "crowded":
+        cells = rng.permutation(np.repeat(np.arange(9), 2))[:n]
+    else:
+        cells = rng.choice(9, size=n, replace=False)
     return [{"shape": SHAPES[int(rng.integers(len(SHAPES)))], "colour": COLOURS[int(rng.integers(len(COLOURS)))],
              "size": SIZES[int(rng.integers(len(SIZES)))], "position": POSITIONS[int(c)]} for c in cells]
 
@@ -99,11 +146,11 @@ def _neutral(rng: np.random.Generator, light: bool) -> np.ndarray:
     return np.array(colorsys.hsv_to_rgb(rng.random(), rng.uniform(0.0, 0.15), value)) * 255.0
 
 
-def _background(rng: np.random.Generator, size: int) -> np.ndarray:
-    """float (size, size, 3): plain, gradient, smooth texture or grain."""
+def _background(rng: np.random.Generator, size: int, plain: bool = False) -> np.ndarray:
+    """float (size, size, 3): plain, gradient, smooth texture or grain (plain only, when asked)."""
     light = rng.random() < 0.6
     base = _neutral(rng, light)
-    kind = rng.integers(4)
+    kind = 0 if plain else rng.integers(4)
     if kind == 1:  # linear gradient between two neutral colours of the same lightness
         other = _neutral(rng, light)
         angle = rng.uniform(0, 2 * math.pi)
@@ -145,39 +192,75 @@ def _polygon(shape: str, rng: np.random.Generator) -> list[tuple[float, float]] 
     return [(x * c - y * s, x * s + y * c) for x, y in pts]  # every point stays inside the unit circle
 
 
-def render_scene(objects: list[dict], size: int,
-                 rng: np.random.Generator) -> tuple[Image.Image, np.ndarray, np.ndarray]:
-    """(RGB image, uint8 label map, float32 (n, 4) boxes [x, y, w, h] in [0, 1]) of one scene."""
+def _centre(obj: dict, radius: float, spec: Level, rng: np.random.Generator, placed: list) -> tuple[float, float]:
+    """Centre of an object (canvas units, side 1) in its named cell (single and crowded levels).
+
+    single: near the cell's centre,
+    moved inwards so the (large) object stays on the canvas. crowded: anywhere
+    in the cell, redrawn (up to 50 times) while it would hide more than a
+    third of an earlier object's diameter, so neighbours touch and overlap but
+    every object stays recognisable.
+    """
+    row, col = divmod(POSITIONS.index(obj["position"]), 3)
+    cell = 1 / 3
+    if spec.name == "single":
+        jitter = 0.04
+        lo, hi = radius + 0.02, 1 - radius - 0.02
+        return tuple(float(np.clip((k + 0.5) * cell + rng.uniform(-jitter, jitter), lo, hi)) for k in (col, row))
+    for _attempt in range(50):
+        cx, cy = (col + rng.random()) * cell, (row + rng.random()) * cell
+        cx, cy = float(np.clip(cx, radius, 1 - radius)), float(np.clip(cy, radius, 1 - radius))
+        if all(math.hypot(cx - px, cy - py) >= radius + pr - (2 / 3) * min(radius, pr) for px, py, pr in placed):
+            break
+    return cx, cy
+
+
+def render_scene(objects: list[dict], size: int, rng: np.random.Generator,
+                 level: str = DEFAULT_LEVEL) -> tuple[Image.Image, np.ndarray, np.ndarray]:
+    """(RGB image, uint8 label map, float32 (n, 4) boxes [x, y, w, h] in [0, 1]) of one scene.
+
+    Objects are drawn in order, later ones in front; the label map holds the
+    visible object of each pixel, a box the whole object (hidden parts too).
+    """
+    spec = get_level(level)
     big = size * SUPERSAMPLE
-    bg = np.clip(np.rint(_background(rng, size)), 0, 255).astype(np.uint8)
+    bg = np.clip(np.rint(_background(rng, size, spec.plain_background)), 0, 255).astype(np.uint8)
     # Nearest upsampling then box downsampling gives the background back exactly.
     canvas = Image.fromarray(bg.repeat(SUPERSAMPLE, 0).repeat(SUPERSAMPLE, 1))
     index = Image.new("L", (big, big), 0)
     draw, draw_index = ImageDraw.Draw(canvas), ImageDraw.Draw(index)
-    cell = big / 3
+    boxes = np.zeros((len(objects), 4), np.float32)
+    placed: list[tuple[float, float, float]] = []
     for i, obj in enumerate(objects):
-        row, col = divmod(POSITIONS.index(obj["position"]), 3)
-        radius = rng.uniform(*_SIZE_RANGE[obj["size"]]) * cell / 2
-        slack = max(0.0, cell / 2 - radius - 1)
-        cx, cy = (col + 0.5) * cell + rng.uniform(-slack, slack), (row + 0.5) * cell + rng.uniform(-slack, slack)
+        if spec.name == "scenes":  # the original arithmetic, in supersampled pixels: sets stay byte-identical
+            row, col = divmod(POSITIONS.index(obj["position"]), 3)
+            cell = big / 3
+            radius = rng.uniform(*_SCENES_CELL_DIAMETER[obj["size"]]) * cell / 2
+            slack = max(0.0, cell / 2 - radius - 1)
+            cx, cy = ((col + 0.5) * cell + rng.uniform(-slack, slack), (row + 0.5) * cell + rng.uniform(-slack, slack))
+        else:
+            r = rng.uniform(*spec.diameter[obj["size"]]) / 2
+            ux, uy = _centre(obj, r, spec, rng, placed)
+            placed.append((ux, uy, r))
+            cx, cy, radius = ux * big, uy * big, r * big
         rgb = tuple(int(v) for v in np.clip(np.array(_RGB[obj["colour"]]) + rng.integers(-12, 13, size=3), 0, 255))
         outline = _polygon(obj["shape"], rng)
-        for d, fill in ((draw, rgb), (draw_index, i + 1)):
+        mask = Image.new("1", (big, big), 0)
+        for d, fill in ((draw, rgb), (draw_index, i + 1), (ImageDraw.Draw(mask), 1)):
             if outline is None:
                 d.ellipse([cx - radius, cy - radius, cx + radius, cy + radius], fill=fill)
             else:
                 d.polygon([(cx + x * radius, cy + y * radius) for x, y in outline], fill=fill)
-    image = canvas.resize((size, size), Image.BOX)
-    # A pixel belongs to an object when the object covers at least half of it.
-    index = np.asarray(index).reshape(size, SUPERSAMPLE, size, SUPERSAMPLE)
-    labelmap = np.zeros((size, size), np.uint8)
-    boxes = np.zeros((len(objects), 4), np.float32)
-    for i, obj in enumerate(objects):
-        hit = index == i + 1
-        labelmap[hit.mean(axis=(1, 3)) >= 0.5] = _class_of(obj) + 1
-        ys, xs = np.nonzero(hit.any(axis=(1, 3)))  # the box covers every pixel the object touches
+        # the box covers every pixel the whole object touches
+        ys, xs = np.nonzero(np.asarray(mask).reshape(size, SUPERSAMPLE, size, SUPERSAMPLE).any(axis=(1, 3)))
         boxes[i] = [xs.min() / size, ys.min() / size, (xs.max() + 1 - xs.min()) / size,
                     (ys.max() + 1 - ys.min()) / size]
+    image = canvas.resize((size, size), Image.BOX)
+    # A pixel belongs to the visible object covering at least half of it.
+    index = np.asarray(index).reshape(size, SUPERSAMPLE, size, SUPERSAMPLE)
+    labelmap = np.zeros((size, size), np.uint8)
+    for i, obj in enumerate(objects):
+        labelmap[(index == i + 1).mean(axis=(1, 3)) >= 0.5] = _class_of(obj) + 1
     return image, labelmap, boxes
 
 
@@ -213,6 +296,9 @@ def _object_phrase(obj: dict, rng: np.random.Generator) -> str:
     return f"{article} {size} {colour} {shape}"
 
 
+_COUNT_WORDS = ("one", "two", "three", "four", "five", "six", "seven", "eight")
+
+
 def _join(parts: list[str]) -> str:
     return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
 
@@ -230,7 +316,7 @@ def _compose(objects: list[dict], rng: np.random.Generator) -> str:
     if style == 1:
         return f"there is {body}"
     if style == 2:
-        return f"{('one object', 'two objects', 'three objects')[n - 1]}: {body}"
+        return f"{_COUNT_WORDS[n - 1]} {'object' if n == 1 else 'objects'}: {body}"
     if style == 3:
         return f"{_pick(rng, ('an image with', 'a picture of', 'this image shows'))} {body}"
     if style == 4:
@@ -238,15 +324,16 @@ def _compose(objects: list[dict], rng: np.random.Generator) -> str:
     return body
 
 
-def make_captions(objects: list[dict], rng: np.random.Generator, count: int = CAPTIONS_PER_IMAGE) -> list[str]:
+def make_captions(objects: list[dict], rng: np.random.Generator, count: int = CAPTIONS_PER_IMAGE,
+                  max_words: int = MAX_CAPTION_WORDS) -> list[str]:
     """`count` varied captions, each naming every object's size, colour, shape and position."""
     captions = []
     for _ in range(count):
         for _attempt in range(50):
             caption = _compose(objects, rng)
-            if len(tokenize(caption)) <= MAX_CAPTION_WORDS:
+            if len(tokenize(caption)) <= max_words:
                 break
-        else:  # the most compact form always fits: 3 x (size colour shape row col) + 2 joiners
+        else:  # the most compact form always fits: n x (size colour shape row col) + 1 joiner
             caption = _join([f"{o['size']} {o['colour']} {o['shape']} {o['position']}" for o in objects])
         captions.append(caption)
     return captions
@@ -289,9 +376,14 @@ def parse_caption(text: str) -> list[dict]:
 
 
 # ------------------------------------------------------------------ writing
-def _params(num_train: int, num_test: int, size: int, seed: int) -> dict:
-    return {"dataset": "shapes", "version": VERSION, "size": size, "num_train": num_train, "num_test": num_test,
-            "seed": seed}
+def _params(level: str, num_train: int, num_test: int, size: int, seed: int) -> dict:
+    return {"dataset": "shapes", "version": VERSION, "level": level, "size": size, "num_train": num_train,
+            "num_test": num_test, "seed": seed}
+
+
+def level_of(meta: dict) -> str:
+    """The level of a set's meta.json (sets written before levels existed are scenes)."""
+    return meta.get("level", "scenes")
 
 
 def load_meta(data_dir: str | Path) -> dict:
@@ -313,23 +405,28 @@ def _write_sample(out: Path, key: str, image: Image.Image, labelmap: np.ndarray,
     write_text_atomic(out / "text" / f"{key}.txt", "\n".join(captions) + "\n")
 
 
-def prepare_shapes(out_dir: str | Path, *, num_train: int = 2400, num_test: int = 600, size: int = 64,
-                   seed: int = 0, progress: Callable[[int, int], None] | None = None) -> Path:
+def prepare_shapes(out_dir: str | Path, *, level: str = DEFAULT_LEVEL, num_train: int = 2400, num_test: int = 600,
+                   size: int | None = None, seed: int = 0,
+                   progress: Callable[[int, int], None] | None = None) -> Path:
     """Generate the set in `out_dir` (nothing to do when it is already there); returns the folder.
 
     Image number i (key s_<i>, train first) draws everything, its scene
-    first, from ``np.random.default_rng([seed, i])``. `progress(done, total)`
-    is called after each image.
+    first, from ``np.random.default_rng([seed, i])``. `size` defaults to the
+    level's (64 px; crowded 128). `progress(done, total)` is called after
+    each image.
     """
     out = Path(out_dir)
+    spec = get_level(level)
+    size = spec.default_size if size is None else size
     if num_train < 1 or num_test < 1:
         raise GanstackError(f"shapes: need at least one train and one test image (got {num_train}, {num_test})")
     if size < 16:
         raise GanstackError(f"shapes: --size {size} is too small; use at least 16")
-    params = _params(num_train, num_test, size, seed)
+    params = _params(level, num_train, num_test, size, seed)
     if (out / "meta.json").is_file():
         meta = load_meta(out)
         have = {k: meta.get(k) for k in params}
+        have["level"] = level_of(meta)
         if have == params:
             return out
         diff = ", ".join(f"{k} {have[k]} (asked {params[k]})" for k in params if have[k] != params[k])
@@ -344,14 +441,15 @@ def prepare_shapes(out_dir: str | Path, *, num_train: int = 2400, num_test: int 
     total, done = num_train + num_test, 0
     for split, start, count in (("train", 0, num_train), ("test", num_train, num_test)):
         keys, classes = [], []
-        boxes = np.full((count, MAX_OBJECTS, 4), -1, np.float32)
-        labels = np.full((count, MAX_OBJECTS, 1), -1, np.int64)
+        boxes = np.full((count, spec.max_objects, 4), -1, np.float32)
+        labels = np.full((count, spec.max_objects, 1), -1, np.int64)
         for i in range(count):
             rng = np.random.default_rng([seed, start + i])
-            objects = sample_scene(rng)
-            image, labelmap, obj_boxes = render_scene(objects, size, rng)
+            objects = sample_scene(rng, level)
+            image, labelmap, obj_boxes = render_scene(objects, size, rng, level)
             key = f"s_{start + i:08d}"
-            _write_sample(out, key, image, labelmap, make_captions(objects, rng))
+            _write_sample(out, key, image, labelmap,
+                          make_captions(objects, rng, max_words=spec.max_caption_words))
             obj_classes = [_class_of(o) for o in objects]
             boxes[i, :len(objects)] = obj_boxes
             labels[i, :len(objects), 0] = obj_classes
@@ -366,8 +464,8 @@ def prepare_shapes(out_dir: str | Path, *, num_train: int = 2400, num_test: int 
         dump_pickle(labels, out / split / "labels.pickle")
 
     meta = {**params, "shapes": list(SHAPES), "colours": list(COLOURS), "sizes": list(SIZES),
-            "positions": list(POSITIONS), "num_classes": NUM_CLASSES, "max_objects": MAX_OBJECTS,
-            "captions_per_image": CAPTIONS_PER_IMAGE}
+            "positions": list(POSITIONS), "num_classes": NUM_CLASSES, "max_objects": spec.max_objects,
+            "captions_per_image": CAPTIONS_PER_IMAGE, "max_caption_words": spec.max_caption_words}
     write_text_atomic(out / "meta.json", json.dumps(meta, indent=2) + "\n")
     marker.unlink()
     return out

@@ -21,7 +21,7 @@ from PIL import Image
 from ...errors import GanstackError
 from ...io import atomic_path, write_text_atomic
 from ..pickles import load_pickle
-from .shapes import NUM_CLASSES, class_name, load_meta
+from .shapes import NUM_CLASSES, class_name, level_of, load_meta
 
 ALIGNED_VERSION = 1
 NUM_LABELS = NUM_CLASSES + 1  # 0 is the background
@@ -60,10 +60,14 @@ def export_aligned(shapes_dir: str | Path, out_dir: str | Path) -> Path:
     src, out = Path(shapes_dir), Path(out_dir)
     meta = load_meta(src)
     params = {"dataset": "shapes_aligned", "version": ALIGNED_VERSION,
-              "source": {k: meta[k] for k in ("version", "size", "num_train", "num_test", "seed")}}
+              "source": {**{k: meta[k] for k in ("version", "size", "num_train", "num_test", "seed")},
+                         "level": level_of(meta)}}
     if (out / "meta.json").is_file():
         have = json.loads((out / "meta.json").read_text(encoding="utf-8"))
-        if {k: have.get(k) for k in params} == params:
+        have = {k: have.get(k) for k in params}
+        if isinstance(have["source"], dict):
+            have["source"] = {"level": "scenes", **have["source"]}  # pairs exported before levels existed
+        if have == params:
             return out
         raise GanstackError(f"{out}: holds aligned pairs of another shapes set; delete it or choose another --out")
     counts = {}
