@@ -11,6 +11,7 @@ import pytest
 import torch
 import yaml
 from PIL import Image
+from torch import nn
 
 from conftest import ROOT, torchrun_train
 from ganstack.cli import main
@@ -19,6 +20,7 @@ from ganstack.data.attngan import TextImageDataset
 from ganstack.data.synthetic.shapes import prepare_shapes
 from ganstack.engine.checkpoint import latest_checkpoint, load_checkpoint
 from ganstack.nets.damsm import SmallImageEncoder, TextEncoder
+from ganstack.variants import get_variant
 from ganstack.variants.attngan import build_networks
 
 from test_gan_int_cls import logged, sets
@@ -296,7 +298,8 @@ TEXT:
 def test_original_cfg_files_load_and_describe_the_published_networks(tmp_path, name):
     path = tmp_path / f"{name}.yml"
     path.write_text("VARIANT: attngan\n" + ORIGINAL_CFGS[name])
-    cfg = load_config(path)
+    # shapes only: PyTorch's init spares the seconds the orthogonal init takes at these widths
+    cfg = load_config(path, ["GAN.INIT=pytorch"])
     assert cfg.VARIANT == "attngan" and cfg.TREE.BASE_SIZE == 64 and cfg.TREE.BRANCH_NUM == 3
     reference = MANIFEST[{"eval_bird": "bird_attn2"}.get(name, name)]  # the same network
     nets = build_networks(cfg, cfg.TEXT.EMBEDDING_DIM)
@@ -312,3 +315,53 @@ def test_two_process_torchrun_trains_attngan(tmp_path, shapes_dir, damsm_dir):
     assert "4 x 2 process(es) = 8" in done.stdout and done.stdout.count("step 2 ") == 1
     state = load_checkpoint(latest_checkpoint(tmp_path / "output/tiny/checkpoints"))
     assert state["step"] == 2 and len(state["rng"]) == 2
+
+
+def _orthonormal(weight: torch.Tensor) -> bool:
+    """W reshaped to (out, -1) has orthonormal rows (W W^T = I) or, when taller than wide, columns."""
+    w = weight.detach().reshape(weight.shape[0], -1).double()
+    gram = w @ w.T if w.shape[0] <= w.shape[1] else w.T @ w
+    return torch.allclose(gram, torch.eye(gram.shape[0], dtype=gram.dtype), atol=1e-4)
+
+
+def test_nets_start_from_the_authors_init_and_gan_init_pytorch_keeps_the_defaults(tmp_path, shapes_dir, damsm_dir):
+    """GAN.INIT: authors (default) is miscc/utils.py weights_init on G and every D: orthogonal
+    conv and linear weights (gain 1), BatchNorm weights N(1, 0.02) and biases 0; the frozen DAMSM
+    encoders keep the weights of their files. GAN.INIT=pytorch leaves PyTorch's layer defaults."""
+    cfg = load_config(tiny_cfg(tmp_path, shapes_dir, damsm_dir))
+    assert cfg.GAN.INIT == "authors"
+    torch.manual_seed(0)
+    variant = get_variant("attngan")(cfg, torch.device("cpu"))
+    variant.build(variant.dataset("train", train=False))
+    assert set(variant.nets) == {"G", "D0", "D1"}
+    counts = {"weights": 0, "norms": 0}
+    for name, net in variant.nets.items():
+        for layer_name, m in net.named_modules():
+            where = f"{name}.{layer_name}"
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                assert _orthonormal(m.weight), f"{where}: weight not orthogonal"
+                if isinstance(m, nn.Linear) and m.bias is not None:
+                    assert not m.bias.any(), f"{where}: linear bias not 0"
+                counts["weights"] += 1
+            elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+                assert (m.weight - 1).abs().max() < 0.1 and m.weight.std() > 0, f"{where}: BN weight not N(1, 0.02)"
+                assert not m.bias.any(), f"{where}: BN bias not 0"
+                counts["norms"] += 1
+    assert counts["weights"] > 20 and counts["norms"] > 10  # every G and D layer kind was seen
+    text_file = torch.load(damsm_dir / "text_encoder.pth")
+    text_now = variant.embedder.encoder.state_dict()
+    assert all(torch.equal(v, text_now[k]) for k, v in text_file.items())
+    image_file, image_now = torch.load(damsm_dir / "image_encoder.pth"), variant.image_encoder.state_dict()
+    assert all(torch.equal(v, image_now[k]) for k, v in image_file.items())
+
+    plain = build_networks(load_config(tiny_cfg(tmp_path, shapes_dir, damsm_dir), ["GAN.INIT=pytorch"]),
+                           cfg.TEXT.EMBEDDING_DIM)
+    for net in plain.values():
+        for m in net.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):  # kaiming_uniform(a=sqrt(5)): |w| <= 1/sqrt(fan_in)
+                fan_in = m.weight[0].numel()
+                assert m.weight.abs().max() <= fan_in ** -0.5 + 1e-6
+            elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+                assert torch.all(m.weight == 1) and not m.bias.any()
+    some_conv = plain["G"].img_net2.img[0].weight
+    assert not _orthonormal(some_conv)

@@ -15,6 +15,7 @@ from PIL import Image
 
 from conftest import ROOT
 from ganstack.cli import main
+from ganstack.config import load_config
 from ganstack.data.attngan import TextImageDataset, other_class_index
 from ganstack.data.reed_h5 import ReedH5Dataset
 from ganstack.data.synthetic.shapes import prepare_shapes
@@ -336,10 +337,81 @@ def test_pooled_l1_compares_block_means_and_a_bad_pool_is_a_one_line_error(tmp_p
     first_l1 = {}
     for pool in (1, 4):
         cfg = tiny_cfg(tmp_path / f"pool{pool}", shapes_dir, net_e)
-        assert main(["train", str(cfg), "--device", "cpu", *sets(GAN__L1_POOL=pool, TRAIN__MAX_STEPS=1)]) == 0
+        assert main(["train", str(cfg), "--device", "cpu",
+                     *sets(GAN__L1_COEF=50, GAN__L1_POOL=pool, TRAIN__MAX_STEPS=1)]) == 0
         first_l1[pool] = logged(tmp_path / f"pool{pool}/output/tiny")["loss/G_l1"][0]
     assert 0 < first_l1[4] < first_l1[1]  # equal only if pooling were skipped
     bad = tiny_cfg(tmp_path / "bad", shapes_dir, net_e)
     assert main(["train", str(bad), "--device", "cpu", *sets(GAN__L1_POOL=3)]) == 2
     err = capsys.readouterr().err
     assert "GAN.L1_POOL=3" in err and len(err.strip().splitlines()) == 1
+
+
+def test_base_is_the_papers_objective_and_reference_code_yml_is_the_pytorch_ports_settings():
+    """_base.yml: Reed et al. 2016 and their Torch code (no L1, no feature matching, no label
+    smoothing; crop jitter and flip as their loader). reference_code.yml: aelnouby's PyTorch port."""
+    base = load_config(ROOT / "cfg/gan_int_cls/_base.yml")
+    assert (base.GAN.L1_COEF, base.GAN.L2_COEF, base.GAN.REAL_LABEL) == (0, 0, 1.0)
+    assert base.GAN.CLS and base.GAN.INT and base.GAN.CLS_WEIGHT == 0.5 and base.GAN.INT_BETA == 0.5
+    assert (base.TRAIN.BATCH_SIZE, base.TRAIN.MAX_EPOCH, base.GAN.GF_DIM, base.GAN.DF_DIM) == (64, 600, 128, 64)
+    assert base.TRAIN.CROP_JITTER and base.TRAIN.FLIP
+    paper = load_config(ROOT / "cfg/gan_int_cls/paper.yml")
+    assert (paper.GAN.L1_COEF, paper.GAN.L2_COEF, paper.GAN.REAL_LABEL) == (0, 0, 1.0)
+    assert paper.TRAIN.DISCRIMINATOR_LR == paper.TRAIN.GENERATOR_LR == 2e-4
+    ref = load_config(ROOT / "cfg/gan_int_cls/reference_code.yml")
+    assert (ref.GAN.L1_COEF, ref.GAN.L1_POOL, ref.GAN.L2_COEF, ref.GAN.REAL_LABEL) == (50, 1, 100, 0.9)
+    assert (ref.TRAIN.BATCH_SIZE, ref.GAN.GF_DIM, ref.GAN.DF_DIM, ref.TRAIN.MAX_EPOCH) == (64, 64, 64, 200)
+    assert ref.TRAIN.PRECISION == "fp32" and ref.TRAIN.LR_SCHEDULE == "none"
+    assert ref.TRAIN.DISCRIMINATOR_LR == ref.TRAIN.GENERATOR_LR == 2e-4 and ref.TRAIN.BETA1 == 0.5
+    assert not ref.TRAIN.CROP_JITTER and not ref.TRAIN.FLIP and not ref.GAN.DIFF_AUGMENT
+    assert ref.GAN.CLS and not ref.GAN.INT  # run with --cls; its interpolation embeddings are never used
+    assert (ref.GAN.Z_DIM, ref.GAN.CONDITION_DIM, ref.TREE.BASE_SIZE) == (100, 128, 64)
+
+
+def test_no_shipped_config_augments_with_cutout():
+    """Cutout can erase a named object while the pair still counts as matching."""
+    for path in sorted((ROOT / "cfg").rglob("*.yml")):
+        if path.name.startswith("_"):
+            continue
+        cfg = load_config(path)
+        assert "cutout" not in cfg.GAN.DIFF_AUGMENT, path
+
+
+def test_crop_jitter_off_resizes_only():
+    """TRAIN.CROP_JITTER=false (GAN-INT-CLS's PyTorch port): a training image is the plain resize."""
+    from ganstack.data.attngan import fit_image
+    img = Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 40, 3), dtype=np.uint8))
+    plain = np.asarray(img.resize((32, 32), Image.BILINEAR))
+    for seed in range(4):
+        rng = np.random.default_rng(seed)
+        assert np.array_equal(np.asarray(fit_image(img, 32, augment=True, flip=False, rng=rng, crop=False)), plain)
+    jittered = [np.asarray(fit_image(img, 32, augment=True, flip=False, rng=np.random.default_rng(s))) for s in range(4)]
+    assert any(not np.array_equal(j, plain) for j in jittered)
+
+
+@pytest.fixture(scope="module")
+def shapes64(tmp_path_factory) -> tuple[Path, Path]:
+    """Enough 64 px images for one batch of 64, and a text encoder over their vocabulary."""
+    data = prepare_shapes(tmp_path_factory.mktemp("shapes64"), num_train=64, num_test=8, size=64, seed=1)
+    vocab = TextImageDataset(data, "train", image_sizes=[64], words_num=24, captions_per_image=10,
+                             augment=False, flip=False).vocab
+    torch.manual_seed(0)
+    net_e = tmp_path_factory.mktemp("damsm64") / "text_encoder.pth"
+    torch.save(TextEncoder(len(vocab), ninput=16, nhidden=32).state_dict(), net_e)
+    return data, net_e
+
+
+@pytest.mark.parametrize("name", ["paper", "reference_code"])
+def test_paper_and_reference_code_configs_train_a_step(tmp_path, shapes64, name):
+    """The shipped configs as they are (batch, widths, precision, objective), one step."""
+    data, net_e = shapes64
+    cfg = ROOT / f"cfg/gan_int_cls/{name}.yml"
+    extra = sets(DATA_DIR=data, TRAIN__NET_E=net_e, OUTPUT_DIR=tmp_path / "output", RUN_NAME="smoke", WORKERS=0,
+                 TRAIN__MAX_STEPS=1)
+    assert main(["train", str(cfg), "--device", "cpu", *extra]) == 0
+    losses = {k: v for k, v in logged(tmp_path / "output/smoke").items() if k.startswith("loss/")}
+    assert all(math.isfinite(x) for v in losses.values() for x in v)
+    assert {"loss/D_real", "loss/D_fake", "loss/D_wrong", "loss/G_adversarial"} <= set(losses)
+    reference = name == "reference_code"
+    assert ("loss/G_l1" in losses) == reference and ("loss/G_feature_matching" in losses) == reference
+    assert ("loss/G_interpolated" in losses) == (not reference)

@@ -64,6 +64,9 @@ DEFAULTS: dict[str, Any] = {
         "SYNC_BN": False,
         "EMA_DECAY": 0.999,
         "FLIP": True,            # random horizontal flip; off for data whose captions name left/right
+        "CROP_JITTER": True,     # captioned images (DAMSM, AttnGAN, GAN-INT-CLS): enlarge to 76/64 of the size
+                                 # and crop a random window back, as AttnGAN's and Reed et al.'s Torch loaders;
+                                 # false: resize only (the GAN-INT-CLS PyTorch port). Training only
         "NET_E": "",
         "NET_G": "",
         "B_NET_D": True,
@@ -72,18 +75,21 @@ DEFAULTS: dict[str, Any] = {
     "GAN": {
         "DF_DIM": 64, "GF_DIM": 128, "Z_DIM": 100, "CONDITION_DIM": 100, "R_NUM": 2,
         "B_ATTENTION": True, "B_DCGAN": False,
-        # GAN-INT-CLS (Reed et al. 2016); defaults are the reference code's values
+        "INIT": "authors",       # AttnGAN's G and Ds: authors (miscc/utils.py weights_init: orthogonal conv and
+                                 # linear weights, gain 1; BatchNorm weights N(1, 0.02), biases 0) | pytorch
+                                 # (PyTorch's layer defaults). The frozen DAMSM encoders are never touched
+        # GAN-INT-CLS (Reed et al. 2016); defaults are the paper's (its authors' Torch code, reedscot/icml2016)
         "TYPE": "gan",           # gan | wgan | wgan-gp | vanilla_gan | vanilla_wgan (vanilla = no text)
         "ADV_LOSS": "auto",      # auto (bce for gan types, wasserstein for wgan types) | bce | lsgan | hinge
         "CLS": True,             # matching-aware D: real image + mismatched text counts as fake
         "CLS_WEIGHT": 0.5,       # with CLS, D's fake term weighs 1 - w and its mismatched term w (paper: 1/2 each)
         "INT": True,             # G also learns from interpolated text embeddings
         "INT_BETA": 0.5,         # t = beta * t1 + (1 - beta) * t2
-        "REAL_LABEL": 0.9,       # one-sided label smoothing of D's real target (bce/lsgan)
-        "L1_COEF": 50.0,         # weight of |G(z, t) - x|_1
+        "REAL_LABEL": 1.0,       # D's real target (bce/lsgan); < 1: one-sided label smoothing (the PyTorch port: 0.9)
+        "L1_COEF": 0.0,          # weight of |G(z, t) - x|_1 (not in the paper; the PyTorch port: 50)
         "L1_POOL": 1,            # > 1: that L1 compares k x k block means (colour and place), leaving
                                  # edges to the adversarial terms (1: per pixel, as the reference)
-        "L2_COEF": 100.0,        # weight of feature matching on D's last 4x4 features
+        "L2_COEF": 0.0,          # weight of feature matching on D's last 4x4 features (not in the paper; the port: 100)
         "MINIBATCH_KERNELS": 0,  # > 0 adds minibatch discrimination with this many kernels
         "DITER": 5,              # critic steps per generator step (wgan types)
         "WGAN_WARMUP": True,     # wgan/vanilla_wgan: 100 critic steps for the first 25 and every 500th G step
@@ -330,6 +336,7 @@ _CHOICES = {
     "GAN.TYPE": ("gan", "wgan", "wgan-gp", "vanilla_gan", "vanilla_wgan"),
     "GAN.ADV_LOSS": ("auto", "bce", "lsgan", "hinge", "wasserstein"),
     "GAN.D_NORM": ("auto", "batch", "layer", "spectral", "none"),
+    "GAN.INIT": ("authors", "pytorch"),
     "GAN.LOSS": ("vanilla", "lsgan", "hinge", "wgangp"),
     "DATA.DATASET_MODE": ("aligned", "unaligned"),
     "DATA.DIRECTION": ("AtoB", "BtoA"),

@@ -67,17 +67,20 @@ def crop_to_box(img: Image.Image, box: list[float]) -> Image.Image:
     return img.crop((max(0, cx - r), max(0, cy - r), min(w, cx + r), min(h, cy + r)))
 
 
-def fit_image(img: Image.Image, size: int, *, augment: bool, flip: bool, rng: np.random.Generator) -> Image.Image:
-    """size x size; with augment, AttnGAN's resize to 76/64 of it, random crop and random flip."""
-    if augment:
+def fit_image(img: Image.Image, size: int, *, augment: bool, flip: bool, rng: np.random.Generator,
+              crop: bool = True) -> Image.Image:
+    """size x size. With augment: crop jitter (AttnGAN's and Reed et al.'s resize to 76/64 of
+    the size and random size x size crop; crop=False resizes only, as the GAN-INT-CLS PyTorch
+    port), then a random horizontal flip when flip. Without augment: a plain resize."""
+    if augment and crop:
         load = int(size * 76 / 64)
         img = img.resize((load, load), Image.BILINEAR)
         x, y = rng.integers(0, load - size + 1, size=2)
         img = img.crop((int(x), int(y), int(x) + size, int(y) + size))
-        if flip and rng.random() < 0.5:
-            img = img.transpose(Image.FLIP_LEFT_RIGHT)
     elif img.size != (size, size):
         img = img.resize((size, size), Image.BILINEAR)
+    if augment and flip and rng.random() < 0.5:
+        img = img.transpose(Image.FLIP_LEFT_RIGHT)
     return img
 
 
@@ -105,7 +108,7 @@ class TextImageDataset(torch.utils.data.Dataset):
 
     def __init__(self, data_dir: str | Path, split: str, *, image_sizes: list[int], words_num: int,
                  captions_per_image: int, augment: bool, flip: bool, captions: CaptionSet | None = None,
-                 wrong_image: bool = False):
+                 wrong_image: bool = False, crop: bool = True):
         self.data_dir = Path(data_dir)
         if not self.data_dir.is_dir():
             raise GanstackError(f"DATA_DIR={self.data_dir}: folder not found")
@@ -121,7 +124,7 @@ class TextImageDataset(torch.utils.data.Dataset):
         self.captions_per_image = captions_per_image
         self.image_sizes = list(image_sizes)
         self.words_num = words_num
-        self.augment, self.flip = augment, flip
+        self.augment, self.flip, self.crop = augment, flip, crop  # crop: TRAIN.CROP_JITTER
         self.wrong_image = wrong_image  # add an image of another class (GAN-INT-CLS's mismatched pair)
         self.random_caption = augment  # evaluation sets it to draw one random true caption per image
         cub = self.data_dir / "CUB_200_2011"
@@ -144,7 +147,7 @@ class TextImageDataset(torch.utils.data.Dataset):
         if self.boxes is not None:
             img = crop_to_box(img, self.boxes[self.keys[index]])
         top = self.image_sizes[-1]
-        img = fit_image(img, top, augment=self.augment, flip=self.flip, rng=rng)
+        img = fit_image(img, top, augment=self.augment, flip=self.flip, rng=rng, crop=self.crop)
         return [to_tensor(img if s == top else img.resize((s, s), Image.BILINEAR)) for s in self.image_sizes]
 
     def caption(self, index: int, rng: np.random.Generator) -> tuple[np.ndarray, int, int]:

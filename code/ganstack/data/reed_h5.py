@@ -70,7 +70,7 @@ class ReedH5Dataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, path: str | Path, split: str, *, image_size: int, augment: bool = False,
-                 flip: bool = True, wrong_image: bool = True):
+                 flip: bool = True, wrong_image: bool = True, crop: bool = True):
         self.path = Path(path)
         if split not in SPLITS:
             raise GanstackError(f"{self.path}: split {split!r} is not one of {', '.join(SPLITS)}")
@@ -92,6 +92,7 @@ class ReedH5Dataset(torch.utils.data.Dataset):
         self.class_ids = np.array([self.class_names.index(n) for n in names], dtype=np.int64)
         self.split, self.image_size = split, image_size
         self.augment, self.flip, self.wrong_image = augment, flip, wrong_image
+        self.crop = crop  # with augment: 76/64 resize and random crop (TRAIN.CROP_JITTER); else resize only
         self._file: h5py.File | None = None
 
     def __len__(self) -> int:
@@ -111,7 +112,8 @@ class ReedH5Dataset(torch.utils.data.Dataset):
     def _image(self, index: int, rng: np.random.Generator) -> torch.Tensor:
         raw = bytes(np.asarray(self._group(index)["img"]).tobytes())
         img = Image.open(io.BytesIO(raw)).convert("RGB")  # grey-scale files become RGB
-        return to_tensor(fit_image(img, self.image_size, augment=self.augment, flip=self.flip, rng=rng))
+        return to_tensor(fit_image(img, self.image_size, augment=self.augment, flip=self.flip, rng=rng,
+                                   crop=self.crop))
 
     def __getitem__(self, item):
         index, seed = item if isinstance(item, tuple) else (item, 0)

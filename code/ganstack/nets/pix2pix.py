@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import GanstackError
+from .init import init_weights  # noqa: F401 (the original's init, shared with AttnGAN)
 
 
 # ------------------------------------------------------------------ shared pieces
@@ -41,31 +42,6 @@ def norm_layer(kind: str):
 def conv_bias(norm: str) -> bool:
     """Batch norm's shift makes a conv bias redundant; instance norm (not affine) and no norm need it."""
     return norm != "batch"
-
-
-def init_weights(net: nn.Module, init_type: str = "normal", gain: float = 0.02) -> nn.Module:
-    """The original's init: conv/linear weights from init_type with gain, biases 0; batch norm
-    weights N(1, gain), biases 0. Spectral-normalised convs are initialised through their weight_orig."""
-    def init(m: nn.Module) -> None:
-        name = m.__class__.__name__
-        weight = getattr(m, "weight_orig", getattr(m, "weight", None))
-        if ("Conv" in name or "Linear" in name) and weight is not None:
-            if init_type == "normal":
-                nn.init.normal_(weight, 0.0, gain)
-            elif init_type == "xavier":
-                nn.init.xavier_normal_(weight, gain=gain)
-            elif init_type == "kaiming":
-                nn.init.kaiming_normal_(weight, a=0, mode="fan_in")
-            elif init_type == "orthogonal":
-                nn.init.orthogonal_(weight, gain=gain)
-            else:
-                raise GanstackError(f"PIX2PIX.INIT_TYPE={init_type!r} is not one of normal, xavier, kaiming, orthogonal")
-            if getattr(m, "bias", None) is not None:
-                nn.init.zeros_(m.bias)
-        elif "BatchNorm2d" in name:
-            nn.init.normal_(m.weight, 1.0, gain)
-            nn.init.zeros_(m.bias)
-    return net.apply(init)
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:

@@ -34,6 +34,7 @@ from ..errors import GanstackError
 from ..losses import damsm_sentence_loss, damsm_word_loss, discriminator_term, generator_term
 from ..nets.attngan import AttnGenerator, StageDiscriminator
 from ..nets.damsm import paired_image_encoder
+from ..nets.init import init_weights
 from ..visual import attention_overlay, labelled_strip
 from .base import adam, Variant, frozen, unwrap
 
@@ -76,13 +77,19 @@ def discriminator_sizes(cfg) -> list[int]:
 
 
 def build_networks(cfg, embedding_dim: int) -> dict[str, nn.Module]:
-    """G and D0, D1, ... as the config describes them (the original's netG / netD<i>)."""
+    """G and D0, D1, ... as the config describes them (the original's netG / netD<i>), initialised
+    as GAN.INIT says: authors = the original's weights_init (miscc/utils.py) on netG and every
+    netD: orthogonal conv and linear weights with gain 1, linear biases 0, BatchNorm weights
+    N(1, 0.02) and biases 0; pytorch = PyTorch's layer defaults. The DAMSM encoders are not here."""
     gan = cfg.GAN
     nets = {"G": AttnGenerator(stages=cfg.TREE.BRANCH_NUM, gf_dim=gan.GF_DIM, z_dim=gan.Z_DIM,
                                condition_dim=gan.CONDITION_DIM, embedding_dim=embedding_dim,
                                residual_blocks=gan.R_NUM, dcgan=gan.B_DCGAN, base_size=cfg.TREE.BASE_SIZE)}
     for i, size in enumerate(discriminator_sizes(cfg)):
         nets[f"D{i}"] = StageDiscriminator(size, df_dim=gan.DF_DIM, embedding_dim=embedding_dim)
+    if gan.INIT == "authors":
+        for net in nets.values():
+            init_weights(net, "orthogonal", 1.0, norm_std=0.02, zero_conv_bias=False)
     return nets
 
 
@@ -108,7 +115,8 @@ class AttnGAN(Variant):
         cfg = self.cfg
         return attngan.TextImageDataset(
             cfg.DATA_DIR, split, image_sizes=self.sizes, words_num=cfg.TEXT.WORDS_NUM,
-            captions_per_image=cfg.TEXT.CAPTIONS_PER_IMAGE, augment=train, flip=cfg.TRAIN.FLIP)
+            captions_per_image=cfg.TEXT.CAPTIONS_PER_IMAGE, augment=train, flip=cfg.TRAIN.FLIP,
+            crop=cfg.TRAIN.CROP_JITTER)
 
     def build(self, dataset) -> None:
         cfg = self.cfg

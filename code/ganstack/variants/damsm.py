@@ -38,7 +38,8 @@ class DAMSM(Variant):
         cfg = self.cfg
         return attngan.TextImageDataset(
             cfg.DATA_DIR, split, image_sizes=[self.image_size], words_num=cfg.TEXT.WORDS_NUM,
-            captions_per_image=cfg.TEXT.CAPTIONS_PER_IMAGE, augment=train, flip=cfg.TRAIN.FLIP)
+            captions_per_image=cfg.TEXT.CAPTIONS_PER_IMAGE, augment=train, flip=cfg.TRAIN.FLIP,
+            crop=cfg.TRAIN.CROP_JITTER)
 
     @property
     def image_size(self) -> int:

@@ -8,11 +8,13 @@ One training step, as Algorithm 1 of the paper:
   2. D learns   real (x, h) -> real,   fake (x_hat, h) -> fake,
                 and with CLS: wrong (x_w, h) -> fake (the matching-aware discriminator)
   3. G learns   D(x_hat, h) -> real,
-                and with INT: D(G(z', h_int), h_int) -> real for h_int = beta h1 + (1 - beta) h2,
-                plus the reference code's feature matching (L2_COEF) and L1 (L1_COEF) terms;
-                the L1 may compare L1_POOL x L1_POOL block means instead of pixels.
+                and with INT: D(G(z', h_int), h_int) -> real for h_int = beta h1 + (1 - beta) h2.
+                The paper's objective ends here (the default). The PyTorch port
+                (aelnouby/Text-to-Image-Synthesis) adds feature matching (GAN.L2_COEF, its 100) and
+                an L1 to the real image (GAN.L1_COEF, its 50; it may compare L1_POOL x L1_POOL
+                block means instead of pixels), and smooths D's real target (GAN.REAL_LABEL, its 0.9).
 
-GAN.TYPE picks the objective: gan (sigmoid cross-entropy, one-sided label smoothing),
+GAN.TYPE picks the objective: gan (sigmoid cross-entropy; REAL_LABEL < 1 smooths the real target),
 wgan (weight clipping, critic warm-up schedule), wgan-gp (gradient penalty, layer-normed
 critic); vanilla_gan / vanilla_wgan drop the text altogether. The fake batch is drawn once
 per step and serves both updates (the reference code drew it twice; D's and G's losses are
@@ -78,7 +80,7 @@ class GanIntCls(Variant):
     name = "gan_int_cls"
     ema_nets = ("G",)
     takes_diff_augment = True
-    lr_schedule = "none"  # constant Adam 2e-4, betas (0.5, 0.999)
+    lr_schedule = "none"  # LR_SCHEDULE auto: constant (the port); _base.yml sets the authors' halving every 100 epochs
     collate = staticmethod(attngan.collate)
 
     def __init__(self, cfg, device):
@@ -104,11 +106,11 @@ class GanIntCls(Variant):
         cfg = self.cfg
         if is_h5(cfg.DATA_DIR):
             return ReedH5Dataset(cfg.DATA_DIR, split, image_size=cfg.TREE.BASE_SIZE, augment=train,
-                                 flip=cfg.TRAIN.FLIP, wrong_image=train and self.cls)
+                                 flip=cfg.TRAIN.FLIP, wrong_image=train and self.cls, crop=cfg.TRAIN.CROP_JITTER)
         return attngan.TextImageDataset(
             cfg.DATA_DIR, split, image_sizes=[cfg.TREE.BASE_SIZE], words_num=cfg.TEXT.WORDS_NUM,
             captions_per_image=cfg.TEXT.CAPTIONS_PER_IMAGE, augment=train, flip=cfg.TRAIN.FLIP,
-            wrong_image=train and self.cls)
+            wrong_image=train and self.cls, crop=cfg.TRAIN.CROP_JITTER)
 
     def _make_embedder(self, dataset) -> SentenceEmbedder | None:
         """The DAMSM sentence encoder: needed for AttnGAN-layout data and for free text."""
@@ -198,7 +200,7 @@ class GanIntCls(Variant):
         if not self.generator_turn(step):
             return scalars
 
-        # 2. Generator: fool D on (x_hat, h), and (INT) on interpolated text; FM and L1 as the reference.
+        # 2. Generator: fool D on (x_hat, h), and (INT) on interpolated text; FM and L1 if set (the port's).
         d_plain = unwrap(D)  # D's weights stay put here; the bare module keeps DDP's hooks out of it
         with frozen(d_plain), opt.autocast():
             logits, fake_features = d_plain(aug(fake), h)
