@@ -104,8 +104,13 @@ def is_shapes(cfg: Config) -> bool:
     return cfg.DATASET_NAME == "shapes" and (Path(cfg.DATA_DIR) / "meta.json").is_file()
 
 
-def generation_metrics(cfg: Config, variant, split: str, seed: int, save_dir: Path | None = None) -> dict:
-    """Distribution metrics (per extractor) and object accuracy of generated images, beside the real split's."""
+def generation_metrics(cfg: Config, variant, split: str, seed: int, save_dir: Path | None = None, *,
+                       spread_captions: bool = False) -> dict:
+    """Distribution metrics (per extractor) and object accuracy of generated images, beside the real split's.
+
+    EVAL.NUM_IMAGES cycles through the captions in split order (image 0's captions, then image 1's...);
+    `spread_captions` takes them round-robin over the images instead (every image's first caption, then
+    every image's second...), so a count below the caption count still covers every image."""
     from ..metrics.reference_cache import ReferenceCache
     from ..metrics.suite import DamsmCodes, evaluate_images
     ev = cfg.EVAL
@@ -116,7 +121,14 @@ def generation_metrics(cfg: Config, variant, split: str, seed: int, save_dir: Pa
         conditions = conditions.repeat_interleave(per, dim=0)
     count = ev.NUM_IMAGES or PROTOCOL_IMAGES.get(cfg.DATASET_NAME.lower(), 0)
     if count > 0:  # cycle through the captions up to the protocol's count
-        order = [k % len(indices) for k in range(count)]
+        pool = list(range(len(indices)))
+        if spread_captions:
+            rank, seen = [], {}  # rank: how many entries of the same image come before
+            for i in indices:
+                rank.append(seen.get(i, 0))
+                seen[i] = rank[-1] + 1
+            pool.sort(key=lambda k: (rank[k], k))
+        order = [pool[k % len(pool)] for k in range(count)]
         indices = [indices[k] for k in order]
         conditions = None if conditions is None else conditions[order]
     noise = variant.noise(len(indices), seed=seed)

@@ -19,6 +19,7 @@ import shutil
 import signal
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -200,18 +201,23 @@ class Trainer:
                     f"run folder {self.run_dir}"
                     + (f"; resumed from {self.resumed_from} at step {self.step}" if self.resumed_from else ""))
 
-    def fit(self) -> Path:
-        """Train to the end (or to a stop signal); returns the run folder."""
+    def fit(self, pause: Callable[[int], bool] | None = None) -> Path:
+        """Train to the end (or to a stop signal); returns the run folder.
+
+        `pause(step)`, asked after every step, ends this call early when it returns True (on any
+        rank): a checkpoint is written as at the end, and calling fit() again continues exactly
+        where it stopped (scripts/learning_curve.py trains in chunks this way). The learning-rate
+        schedule still runs to TRAIN.MAX_STEPS / MAX_EPOCH."""
         cfg, env = self.cfg, self.env
         logger = Logger(self.run_dir, enabled=env.is_main, total_steps=self.total_steps,
                         start_step=self.step, interval=cfg.TRAIN.LOG_INTERVAL)
         previous = {s: signal.signal(s, self._on_signal) for s in _EXIT_CODES}
         try:
             self._write_run_header(logger)
-            self._loop(logger)
+            paused = self._loop(logger, pause)
             if self.stop_signal is None:
                 path = self.save()
-                logger.info(f"finished at step {self.step}; checkpoint {path}")
+                logger.info(f"{'paused' if paused else 'finished'} at step {self.step}; checkpoint {path}")
         except NonFiniteLoss as e:
             last = latest_checkpoint(self.ckpt_dir)
             raise GanstackError(f"{e}; training stopped, last good checkpoint: {last or 'none yet'}") from None
@@ -221,7 +227,8 @@ class Trainer:
             logger.close()
         return self.run_dir
 
-    def _loop(self, logger: Logger) -> None:
+    def _loop(self, logger: Logger, pause: Callable[[int], bool] | None = None) -> bool:
+        """The steps up to total_steps; True when `pause` ended them earlier."""
         cfg, env = self.cfg, self.env
         self.variant.train(True)
         images_seen, busy, data_wait, skipped = 0, 0.0, 0.0, 0
@@ -265,6 +272,9 @@ class Trainer:
                     self._stop(logger)
                 if self.step % cfg.TRAIN.SNAPSHOT_INTERVAL == 0 and self.step < self.total_steps:
                     self.save()
+                if pause is not None and self.step < self.total_steps and distributed.any_rank(env, pause(self.step)):
+                    return True
+        return False
 
     def _stop(self, logger: Logger) -> None:
         signum = self.stop_signal or signal.SIGTERM  # another rank may have received it
@@ -310,15 +320,25 @@ class Trainer:
             self.variant.nets.update(wrapped)
             self.variant.train(True)
 
-    def _log_evaluation(self, logger: Logger) -> None:
-        """TRAIN.EVAL_INTERVAL: the `ganstack eval` metrics of the current weights, as curves."""
-        from .evaluate import generation_metrics, scalar_metrics
+    def evaluate(self, cfg: Config | None = None, *, spread_captions: bool = False) -> dict:
+        """The `ganstack eval` report of the current weights (rank 0 only; random states restored,
+        so training continues unchanged). `cfg`: another EVAL protocol for generators of captions
+        (e.g. fewer EVAL.NUM_IMAGES); `spread_captions`: see generation_metrics."""
+        from .evaluate import generation_metrics
+        cfg = cfg or self.cfg
         with self._bare_eval_mode():
             if hasattr(self.variant, "evaluation_conditions"):  # generators of conditions from captions
-                report = generation_metrics(self.cfg, self.variant, self.cfg.EVAL.SPLIT, seed=0)
+                report = generation_metrics(cfg, self.variant, cfg.EVAL.SPLIT, seed=0,
+                                            spread_captions=spread_captions)
             else:  # encoders, image-to-image variants: their own metrics
-                report = self.variant.evaluate(self.cfg.EVAL.SPLIT, seed=0)
+                report = self.variant.evaluate(cfg.EVAL.SPLIT, seed=0)
         report.pop("reference_cache", None)
+        return report
+
+    def _log_evaluation(self, logger: Logger) -> None:
+        """TRAIN.EVAL_INTERVAL: the `ganstack eval` metrics of the current weights, as curves."""
+        from .evaluate import scalar_metrics
+        report = self.evaluate()
         values = scalar_metrics(report)
         logger.scalars(values, self.step)
         shown = {k: v for k, v in values.items()
