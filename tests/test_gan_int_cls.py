@@ -391,8 +391,10 @@ def test_crop_jitter_off_resizes_only():
 
 @pytest.fixture(scope="module")
 def shapes64(tmp_path_factory) -> tuple[Path, Path]:
-    """Enough 64 px images for one batch of 64, and a text encoder over their vocabulary."""
-    data = prepare_shapes(tmp_path_factory.mktemp("shapes64"), num_train=64, num_test=8, size=64, seed=1)
+    """Enough 64 px single-level images (the level the shapes configs name) for one batch of 64, and a
+    text encoder over their vocabulary."""
+    data = prepare_shapes(tmp_path_factory.mktemp("shapes64"), level="single", num_train=64, num_test=8, size=64,
+                          seed=1)
     vocab = TextImageDataset(data, "train", image_sizes=[64], words_num=24, captions_per_image=10,
                              augment=False, flip=False).vocab
     torch.manual_seed(0)
