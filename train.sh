@@ -3,9 +3,9 @@
 #   GPU_IDS  0,1,2,3 -> torchrun, one process per GPU (several nodes: set NNODES,
 #            NODE_RANK, MASTER_ADDR, MASTER_PORT as for torchrun); one id -> that GPU;
 #            cpu or -1 -> CPU; cpu:N -> N CPU processes (gloo), for testing DDP.
-#   CFG      YAML config; data/shapes is generated when a config needs it and it is missing
-# Without CFG: the default job (scripts/default_job.sh) on GPU_IDS (default cpu): DAMSM on
-# shapes unless its encoder exists, AttnGAN on shapes, a gallery and an eval report.
+#   CFG      YAML config; data/shapes* is generated when a config needs it and it is missing
+# Without CFG: the default job (scripts/default_job.sh) on GPU_IDS (default cpu): DAMSM on the
+# single shapes level unless its encoder exists, AttnGAN on it, a gallery and an eval report.
 # Installs into .venv on first use.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
