@@ -586,12 +586,9 @@ def compare(args) -> int:
     return 0
 
 
-def _one_line_warnings(message, category, filename, lineno, file=None, line=None) -> str:
-    return f"warning: {message}\n"
-
-
 def main(argv: list[str] | None = None) -> int:
-    warnings.formatwarning = _one_line_warnings
+    from ganstack.cli import one_line_warnings
+    warnings.formatwarning = one_line_warnings
     try:
         args = build_parser().parse_args(argv)
         if args.compare:

@@ -48,6 +48,24 @@ def write_coco(root: Path, n_train=24, n_test=8, size=40, seed=0) -> Path:
     return root
 
 
+def write_random_damsm(data_dir: Path, folder: Path, *, image_encoder: bool = True) -> Path:
+    """Randomly initialised DAMSM encoders over a captioned set's vocabulary, saved as the DAMSM job
+    writes them: text_encoder.pth and, with image_encoder, image_encoder.pth (R-precision, the DAMSM
+    loss) and config.yml. Returns the folder."""
+    import torch
+    import yaml
+    from ganstack.data.attngan import TextImageDataset
+    from ganstack.nets.damsm import SmallImageEncoder, TextEncoder
+    vocab = TextImageDataset(data_dir, "train", image_sizes=[32], words_num=24, captions_per_image=10,
+                             augment=False, flip=False).vocab
+    torch.manual_seed(0)
+    torch.save(TextEncoder(len(vocab), ninput=16, nhidden=32).state_dict(), folder / "text_encoder.pth")
+    if image_encoder:
+        torch.save(SmallImageEncoder(32, ndf=8, image_size=32).state_dict(), folder / "image_encoder.pth")
+        (folder / "config.yml").write_text(yaml.safe_dump({"TREE": {"BASE_SIZE": 32, "BRANCH_NUM": 1}}))
+    return folder
+
+
 def py2_pickle_of_strings(items: list[str]) -> bytes:
     """A list of str pickled exactly as Python 2's cPickle (protocol 2, SHORT_BINSTRING)."""
     body = b"".join(b"U" + bytes([len(s)]) + s.encode("latin1") + b"q" + bytes([i + 1])

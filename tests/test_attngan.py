@@ -9,17 +9,15 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
 from PIL import Image
 from torch import nn
 
-from conftest import ROOT, torchrun_train
+from conftest import ROOT, torchrun_train, write_random_damsm
 from ganstack.cli import main
 from ganstack.config import load_config
 from ganstack.data.attngan import TextImageDataset
 from ganstack.data.synthetic.shapes import prepare_shapes
 from ganstack.engine.checkpoint import latest_checkpoint, load_checkpoint
-from ganstack.nets.damsm import SmallImageEncoder, TextEncoder
 from ganstack.variants import get_variant
 from ganstack.variants.attngan import build_networks
 
@@ -36,14 +34,7 @@ def shapes_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def damsm_dir(shapes_dir, tmp_path_factory) -> Path:
     """Randomly initialised DAMSM encoders saved as the DAMSM job exports them (with its config.yml)."""
-    vocab = TextImageDataset(shapes_dir, "train", image_sizes=[32], words_num=24, captions_per_image=10,
-                             augment=False, flip=False).vocab
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("damsm")
-    torch.save(TextEncoder(len(vocab), ninput=16, nhidden=32).state_dict(), folder / "text_encoder.pth")
-    torch.save(SmallImageEncoder(32, ndf=8, image_size=32).state_dict(), folder / "image_encoder.pth")
-    (folder / "config.yml").write_text(yaml.safe_dump({"TREE": {"BASE_SIZE": 32, "BRANCH_NUM": 1}}))
-    return folder
+    return write_random_damsm(shapes_dir, tmp_path_factory.mktemp("damsm"))
 
 
 def tiny_cfg(tmp_path: Path, data_dir: Path, damsm_dir: Path) -> Path:

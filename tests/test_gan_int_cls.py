@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import ROOT
+from conftest import ROOT, write_random_damsm
 from ganstack.cli import main
 from ganstack.config import load_config
 from ganstack.data.attngan import TextImageDataset, other_class_index
@@ -34,12 +34,7 @@ def shapes_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def net_e(shapes_dir, tmp_path_factory) -> Path:
     """A randomly initialised DAMSM text encoder over the set's vocabulary, saved as DAMSM saves it."""
-    vocab = TextImageDataset(shapes_dir, "train", image_sizes=[32], words_num=24, captions_per_image=10,
-                             augment=False, flip=False).vocab
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("damsm") / "text_encoder.pth"
-    torch.save(TextEncoder(len(vocab), ninput=16, nhidden=32).state_dict(), path)
-    return path
+    return write_random_damsm(shapes_dir, tmp_path_factory.mktemp("damsm"), image_encoder=False) / "text_encoder.pth"
 
 
 def tiny_cfg(tmp_path: Path, data_dir: Path, net_e: Path | str, **sets: str) -> Path:

@@ -211,13 +211,13 @@ COMMANDS = {"prepare": cmd_prepare, "train": cmd_train, "eval": cmd_eval, "sampl
             "convert": cmd_convert}
 
 
-def _one_line_warnings(message, category, filename, lineno, file=None, line=None) -> str:
+def one_line_warnings(message, category, filename, lineno, file=None, line=None) -> str:
     return f"warning: {message}\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    warnings.formatwarning = _one_line_warnings
+    warnings.formatwarning = one_line_warnings
     try:
         return COMMANDS[args.command](args)
     except GanstackError as e:

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import GanstackError
-from .init import init_weights  # noqa: F401 (the original's init, shared with AttnGAN)
+from .init import init_weights  # the original's init, shared with AttnGAN
 
 
 # ------------------------------------------------------------------ shared pieces

@@ -55,6 +55,10 @@ CAPTIONS_PER_IMAGE = 10
 SUPERSAMPLE = 4
 
 
+# scenes draws its diameters as fractions of a grid cell, with the arithmetic sets had before levels
+_SCENES_CELL_DIAMETER = {"small": (0.48, 0.6), "large": (0.82, 0.95)}
+
+
 @dataclass(frozen=True)
 class Level:
     name: str
@@ -69,13 +73,12 @@ class Level:
 
 LEVELS = {
     "single": Level("single", 1, 1, 64, 24, True, {"small": (0.3, 0.36), "large": (0.44, 0.52)}),
-    # scenes: 0.48-0.6 and 0.82-0.95 of a grid cell, as before levels existed
-    "scenes": Level("scenes", 1, 3, 64, 24, False, {"small": (0.48 / 3, 0.6 / 3), "large": (0.82 / 3, 0.95 / 3)}),
+    # scenes: 0.48-0.6 and 0.82-0.95 of a grid cell (a third of the side), as before levels existed
+    "scenes": Level("scenes", 1, 3, 64, 24, False,
+                    {k: (lo / 3, hi / 3) for k, (lo, hi) in _SCENES_CELL_DIAMETER.items()}),
     "crowded": Level("crowded", 3, 8, 128, 64, False, {"small": (0.13, 0.17), "large": (0.22, 0.27)}),
 }
 DEFAULT_LEVEL = "scenes"
-# scenes draws its diameters as fractions of a grid cell (the numbers above, times 3)
-_SCENES_CELL_DIAMETER = {"small": (0.48, 0.6), "large": (0.82, 0.95)}
 # The scenes level, for code that knows no other (kept names).
 MAX_OBJECTS = LEVELS["scenes"].max_objects
 MAX_CAPTION_WORDS = LEVELS["scenes"].max_caption_words
