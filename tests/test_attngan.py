@@ -356,3 +356,50 @@ def test_nets_start_from_the_authors_init_and_gan_init_pytorch_keeps_the_default
                 assert torch.all(m.weight == 1) and not m.bias.any()
     some_conv = plain["G"].img_net2.img[0].weight
     assert not _orthonormal(some_conv)
+
+
+def test_spectral_norm_discriminators_and_r1_train_and_resume_exactly(tmp_path, shapes_dir, damsm_dir):
+    """GAN.D_NORM=spectral: every D conv spectral-normalised with a bias, no batch norm left in
+    any D, G untouched; GAN.R1_GAMMA adds a logged R1 term per stage (lazily with R1_INTERVAL)
+    and the run still resumes to the same weights as a straight one."""
+    on = ["GAN.D_NORM=spectral", "GAN.R1_GAMMA=1", "GAN.R1_INTERVAL=2"]
+    nets = build_networks(load_config(tiny_cfg(tmp_path, shapes_dir, damsm_dir), on), 32)
+    for name in ("D0", "D1"):
+        convs = [m for m in nets[name].modules() if isinstance(m, nn.Conv2d)]
+        assert convs and all(nn.utils.parametrize.is_parametrized(m, "weight") and m.bias is not None for m in convs)
+        assert not any(isinstance(m, nn.BatchNorm2d) for m in nets[name].modules())
+    assert not any(nn.utils.parametrize.is_parametrized(m) for m in nets["G"].modules())
+
+    straight = tiny_cfg(tmp_path / "straight", shapes_dir, damsm_dir)
+    assert main(["train", str(straight), "--device", "cpu", *[a for s in on for a in ("--set", s)],
+                 *sets(TRAIN__MAX_STEPS=4)]) == 0
+    scalars = logged(tmp_path / "straight/output/tiny")
+    assert len(scalars["loss/D0_r1"]) == 2 and len(scalars["loss/D1_r1"]) == 2  # steps 0 and 2 of 0..3
+    assert all(v > 0 for v in scalars["loss/D0_r1"])
+    halves = tiny_cfg(tmp_path / "halves", shapes_dir, damsm_dir)
+    for steps in (2, 4):
+        assert main(["train", str(halves), "--device", "cpu", *[a for s in on for a in ("--set", s)],
+                     *sets(TRAIN__MAX_STEPS=steps)]) == 0
+    a, b = (load_checkpoint(latest_checkpoint(p / "output/tiny/checkpoints"))
+            for p in (tmp_path / "straight", tmp_path / "halves"))
+    for net in ("G", "D0", "D1"):
+        for key, value in a["nets"][net].items():
+            assert torch.equal(value, b["nets"][net][key]), f"{net}.{key} differs"
+
+
+def test_r1_changes_what_the_discriminator_learns(tmp_path, shapes_dir, damsm_dir):
+    runs = {}
+    for gamma in (0, 10):
+        cfg = tiny_cfg(tmp_path / f"g{gamma}", shapes_dir, damsm_dir)
+        assert main(["train", str(cfg), "--device", "cpu", *sets(TRAIN__MAX_STEPS=1, GAN__R1_GAMMA=gamma)]) == 0
+        runs[gamma] = load_checkpoint(latest_checkpoint(cfg.parent / "output/tiny/checkpoints"))["nets"]["D0"]
+    assert not torch.equal(runs[0]["img_code_s16.0.weight"], runs[10]["img_code_s16.0.weight"])
+
+
+@pytest.mark.parametrize("setting, message", [("GAN.D_NORM=layer", "GAN.D_NORM=layer"),
+                                              ("GAN.R1_GAMMA=-1", "GAN.R1_GAMMA")])
+def test_bad_stabiliser_settings_are_one_line_errors(tmp_path, shapes_dir, damsm_dir, capsys, setting, message):
+    cfg = tiny_cfg(tmp_path, shapes_dir, damsm_dir)
+    assert main(["train", str(cfg), "--device", "cpu", "--set", setting]) != 0
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err

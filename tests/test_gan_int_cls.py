@@ -412,3 +412,19 @@ def test_paper_and_reference_code_configs_train_a_step(tmp_path, shapes64, name)
     reference = name == "reference_code"
     assert ("loss/G_l1" in losses) == reference and ("loss/G_feature_matching" in losses) == reference
     assert ("loss/G_interpolated" in losses) == (not reference)
+
+
+def test_r1_penalty_is_logged_lazily_and_changes_the_discriminator(tmp_path, shapes_dir, net_e):
+    """GAN.R1_GAMMA: D also minimises gamma/2 |grad_x D(x, h)|^2 at the real pairs, every
+    R1_INTERVAL-th step (weighted by it); with gamma 0 no R1 term exists."""
+    runs = {}
+    for gamma in (0, 10):
+        cfg = tiny_cfg(tmp_path / f"g{gamma}", shapes_dir, net_e)
+        assert main(["train", str(cfg), "--device", "cpu",
+                     *sets(TRAIN__MAX_STEPS=4, GAN__R1_GAMMA=gamma, GAN__R1_INTERVAL=2)]) == 0
+        run = cfg.parent / "output/tiny"
+        runs[gamma] = (logged(run), load_checkpoint(latest_checkpoint(run / "checkpoints"))["nets"]["D"])
+    assert "loss/D_r1" not in runs[0][0]
+    assert len(runs[10][0]["loss/D_r1"]) == 2 and all(v > 0 for v in runs[10][0]["loss/D_r1"])
+    first = next(k for k in runs[0][1] if k.endswith("weight"))
+    assert not torch.equal(runs[0][1][first], runs[10][1][first])

@@ -97,6 +97,10 @@ DEFAULTS: dict[str, Any] = {
         "GP_LAMBDA": 10.0,       # wgan-gp gradient penalty weight
         "D_NORM": "auto",        # discriminator normalisation: auto (batch; layer for wgan-gp) | batch | layer |
                                  # spectral (spectral norm on every weight, no activation norm) | none
+                                 # (AttnGAN's Ds: auto = batch, as the authors; spectral; none)
+        "R1_GAMMA": 0.0,         # > 0: D also minimises gamma/2 * |grad_x D(x)|^2 on real images (Mescheder et
+                                 # al. 2018; not in the GAN-INT-CLS or AttnGAN papers: a stabiliser setting)
+        "R1_INTERVAL": 1,        # R1 every k-th D step, weighted by k (StyleGAN2's lazy regularisation)
         "DIFF_AUGMENT": "",      # DiffAugment on every D input of GAN-INT-CLS / AttnGAN: comma-separated
                                  # color,translation,cutout (empty: none; other variants refuse it)
         "LOSS": "vanilla",       # image-to-image variants (pix2pix): vanilla | lsgan | hinge | wgangp (+ GP_LAMBDA)
@@ -349,7 +353,7 @@ _CHOICES = {
 _POSITIVE = ("TRAIN.BATCH_SIZE", "TREE.BASE_SIZE", "TREE.BRANCH_NUM", "TEXT.WORDS_NUM",
              "TEXT.CAPTIONS_PER_IMAGE", "TEXT.EMBEDDING_DIM", "TRAIN.SNAPSHOT_INTERVAL", "EVAL.IMAGES_PER_CAPTION",
              "EVAL.IS_SPLITS", "EVAL.KID_SUBSETS", "EVAL.KID_SUBSET_SIZE", "EVAL.BATCH_SIZE",
-             "TRAIN.LOG_INTERVAL", "TRAIN.KEEP_CHECKPOINTS", "GAN.DITER", "GAN.Z_DIM",
+             "TRAIN.LOG_INTERVAL", "TRAIN.KEEP_CHECKPOINTS", "GAN.DITER", "GAN.Z_DIM", "GAN.R1_INTERVAL",
              "DATA.LOAD_SIZE", "DATA.CROP_SIZE", "DATA.INPUT_NC", "DATA.OUTPUT_NC", "PIX2PIX.NGF", "PIX2PIX.NDF",
              "PIX2PIX.N_LAYERS_D", "PIX2PIX.NUM_D", "TRAIN.LR_STEP_EPOCHS")
 
@@ -362,6 +366,8 @@ def validate(cfg: Config) -> None:
         value = cfg.get_path(key)
         if isinstance(value, (int, float)) and value <= 0:
             raise GanstackError(f"config: {key} must be > 0, got {value}")
+    if cfg.GAN.R1_GAMMA < 0:
+        raise GanstackError(f"config: GAN.R1_GAMMA must be >= 0 (0 turns R1 off), got {cfg.GAN.R1_GAMMA}")
     if cfg.TEXT.EMBEDDING_DIM % 2:
         raise GanstackError(f"config: TEXT.EMBEDDING_DIM must be even (two RNN directions), got {cfg.TEXT.EMBEDDING_DIM}")
     from .variants import known_variants  # late: variants import this module

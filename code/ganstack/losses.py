@@ -52,7 +52,8 @@ import torch.nn.functional as F
 __all__ = [
     "func_attention", "word_similarity", "sentence_similarity",
     "damsm_word_loss", "damsm_sentence_loss",
-    "ADVERSARIAL_KINDS", "discriminator_term", "generator_term", "gradient_penalty", "feature_matching",
+    "ADVERSARIAL_KINDS", "discriminator_term", "generator_term", "gradient_penalty", "r1_penalty",
+    "feature_matching",
     "PIX2PIX_LOSSES", "multiscale_mean", "discriminator_feature_matching", "perceptual_loss", "mode_seeking",
 ]
 
@@ -274,6 +275,13 @@ def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor) -> torch.Te
     scores = critic(mixed).float()
     grad, = torch.autograd.grad(scores.sum(), mixed, create_graph=True)
     return (grad.float().flatten(1).norm(2, dim=1) - 1.0).pow(2).mean()
+
+
+def r1_penalty(images: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+    """R1 (Mescheder et al. 2018): E[|grad_x D(x)|^2] on real images, weighted gamma / 2 by the
+    caller. ``images`` must require grad and ``scores`` (B,) be D's logits computed from them."""
+    grad, = torch.autograd.grad(scores.float().sum(), images, create_graph=True)
+    return grad.float().flatten(1).pow(2).sum(1).mean()
 
 
 def feature_matching(fake_features: torch.Tensor, real_features: torch.Tensor) -> torch.Tensor:

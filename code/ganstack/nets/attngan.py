@@ -187,33 +187,44 @@ def _leaky() -> nn.LeakyReLU:
     return nn.LeakyReLU(0.2, inplace=True)
 
 
-def encode_by_16(ndf: int, last_stride: int = 2) -> nn.Sequential:
-    """Four stride-2 4x4 convs: (3, S, S) -> (ndf*8, S/16, S/16); no BN on the first.
-    last_stride=1 (a 3x3 conv last) stops at S/8, for 32 px images."""
-    last = (nn.Conv2d(ndf * 4, ndf * 8, 4, 2, 1, bias=False) if last_stride == 2 else conv3x3(ndf * 4, ndf * 8))
+D_NORMS = ("batch", "spectral", "none")
+
+
+def _d_norm(kind: str, channels: int) -> nn.Module:
+    # spectral: the weights are normalised instead (spectral_discriminator), activations are not
+    return nn.BatchNorm2d(channels) if kind == "batch" else nn.Identity()
+
+
+def encode_by_16(ndf: int, last_stride: int = 2, norm: str = "batch") -> nn.Sequential:
+    """Four stride-2 4x4 convs: (3, S, S) -> (ndf*8, S/16, S/16); no norm on the first.
+    last_stride=1 (a 3x3 conv last) stops at S/8, for 32 px images. Convs carry a bias only
+    where no batch norm follows them."""
+    bias = norm != "batch"
+    last = (nn.Conv2d(ndf * 4, ndf * 8, 4, 2, 1, bias=bias) if last_stride == 2
+            else nn.Conv2d(ndf * 4, ndf * 8, 3, 1, 1, bias=bias))
     return nn.Sequential(
-        nn.Conv2d(3, ndf, 4, 2, 1, bias=False), _leaky(),
-        nn.Conv2d(ndf, ndf * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ndf * 2), _leaky(),
-        nn.Conv2d(ndf * 2, ndf * 4, 4, 2, 1, bias=False), nn.BatchNorm2d(ndf * 4), _leaky(),
-        last, nn.BatchNorm2d(ndf * 8), _leaky())
+        nn.Conv2d(3, ndf, 4, 2, 1, bias=bias), _leaky(),
+        nn.Conv2d(ndf, ndf * 2, 4, 2, 1, bias=bias), _d_norm(norm, ndf * 2), _leaky(),
+        nn.Conv2d(ndf * 2, ndf * 4, 4, 2, 1, bias=bias), _d_norm(norm, ndf * 4), _leaky(),
+        last, _d_norm(norm, ndf * 8), _leaky())
 
 
-def down_block(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, 4, 2, 1, bias=False), nn.BatchNorm2d(cout), _leaky())
+def down_block(cin: int, cout: int, norm: str = "batch") -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 4, 2, 1, bias=norm != "batch"), _d_norm(norm, cout), _leaky())
 
 
-def block3x3(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(conv3x3(cin, cout), nn.BatchNorm2d(cout), _leaky())
+def block3x3(cin: int, cout: int, norm: str = "batch") -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, 1, 1, bias=norm != "batch"), _d_norm(norm, cout), _leaky())
 
 
 class LogitHead(nn.Module):
     """D_GET_LOGITS: (ndf*8, 4, 4) [+ sentence tiled 4x4, joined by a 3x3 block] -> one logit."""
 
-    def __init__(self, ndf: int, embedding_dim: int, conditional: bool):
+    def __init__(self, ndf: int, embedding_dim: int, conditional: bool, norm: str = "batch"):
         super().__init__()
         self.embedding_dim = embedding_dim
         if conditional:
-            self.jointConv = block3x3(ndf * 8 + embedding_dim, ndf * 8)
+            self.jointConv = block3x3(ndf * 8 + embedding_dim, ndf * 8, norm)
         self.outlogits = nn.Sequential(nn.Conv2d(ndf * 8, 1, kernel_size=4, stride=4))
 
     def forward(self, code: torch.Tensor, sentence: torch.Tensor | None = None) -> torch.Tensor:
@@ -225,28 +236,33 @@ class LogitHead(nn.Module):
 
 class StageDiscriminator(nn.Module):
     """D_NET64, D_NET128, D_NET256 and beyond (any power-of-two image_size >= 32): encodes the
-    image to (ndf*8, 4, 4); `COND_DNET` and `UNCOND_DNET` score it with and without the sentence."""
+    image to (ndf*8, 4, 4); `COND_DNET` and `UNCOND_DNET` score it with and without the sentence.
+    norm: batch (the original) | spectral (batch norm removed, convs with biases; apply
+    `spectral_discriminator` after initialising) | none."""
 
-    def __init__(self, image_size: int, *, df_dim: int = 64, embedding_dim: int = 256, unconditional: bool = True):
+    def __init__(self, image_size: int, *, df_dim: int = 64, embedding_dim: int = 256, unconditional: bool = True,
+                 norm: str = "batch"):
         super().__init__()
+        if norm not in D_NORMS:
+            raise ValueError(f"discriminator norm {norm!r} is not one of {D_NORMS}")
         ndf, size = df_dim, 16
         stage = max(_log2(image_size, "discriminator image size", minimum=32) - 6, 0)  # down-blocks after /16
         self.image_size = image_size
-        self.img_code_s16 = encode_by_16(ndf, last_stride=1 if image_size == 32 else 2)
+        self.img_code_s16 = encode_by_16(ndf, last_stride=1 if image_size == 32 else 2, norm=norm)
         width = ndf * 8
         self._after_s16 = []                        # the original's names, in forward order
         for _ in range(stage):                      # halve the map, double the channels
             size *= 2
             self._after_s16.append(f"img_code_s{size}")
-            setattr(self, self._after_s16[-1], down_block(width, width * 2))
+            setattr(self, self._after_s16[-1], down_block(width, width * 2, norm))
             width *= 2
         for j in range(1, stage + 1):               # back to ndf*8 channels with 3x3 blocks
             self._after_s16.append(f"img_code_s{size}_{j}")
-            setattr(self, self._after_s16[-1], block3x3(width, width // 2))
+            setattr(self, self._after_s16[-1], block3x3(width, width // 2, norm))
             width //= 2
         if unconditional:
-            self.UNCOND_DNET = LogitHead(ndf, embedding_dim, conditional=False)
-        self.COND_DNET = LogitHead(ndf, embedding_dim, conditional=True)
+            self.UNCOND_DNET = LogitHead(ndf, embedding_dim, conditional=False, norm=norm)
+        self.COND_DNET = LogitHead(ndf, embedding_dim, conditional=True, norm=norm)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """images (B, 3, S, S) -> image code (B, ndf*8, 4, 4); score it with the heads."""

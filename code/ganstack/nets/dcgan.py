@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from ..errors import GanstackError
+from .init import spectrally_normalised
 
 
 def _levels(image_size: int) -> int:
@@ -101,14 +102,6 @@ def _norm(kind: str, channels: int) -> nn.Module:
     if kind == "layer":
         return nn.GroupNorm(1, channels)
     return nn.Identity()  # spectral / none: no activation normalisation
-
-
-def spectrally_normalised(module: nn.Module) -> nn.Module:
-    """Spectral norm (Miyato et al. 2018) on every conv and linear weight of `module`."""
-    for m in list(module.modules()):
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
-            nn.utils.parametrizations.spectral_norm(m)
-    return module
 
 
 class Discriminator(nn.Module):

@@ -45,3 +45,12 @@ def init_weights(net: nn.Module, init_type: str = "normal", gain: float = 0.02, 
             nn.init.normal_(m.weight, 1.0, std)
             nn.init.zeros_(m.bias)
     return net.apply(init)
+
+
+def spectrally_normalised(module: nn.Module) -> nn.Module:
+    """Spectral norm (Miyato et al. 2018, one power iteration per forward) on every conv and
+    linear weight of `module`, in place. Initialise first: the norm wraps the weights it finds."""
+    for m in list(module.modules()):
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.utils.parametrizations.spectral_norm(m)
+    return module

@@ -14,6 +14,8 @@ One training step, as the paper's section 3 and the authors' trainer:
                + LAMBDA * DAMSM(x_hat_last; word loss + sentence loss, gamma1..3)
                + KL(N(mu, sigma) || N(0, I)).
 AttnDCGAN has one image (the last stage) and one discriminator.
+Not in the paper, as settings: GAN.D_NORM=spectral (spectral-norm Ds without batch norm) and
+GAN.R1_GAMMA (R1 on each D's real logits, added to step 2).
 
 The fake images are drawn once per step and serve both updates, as the original's.
 Conditions handed to sampling and evaluation are one tensor per caption that packs the
@@ -31,10 +33,10 @@ from ..data import attngan
 from ..data.embeddings import SentenceEmbedder
 from ..engine.optim import Updater
 from ..errors import GanstackError
-from ..losses import damsm_sentence_loss, damsm_word_loss, discriminator_term, generator_term
-from ..nets.attngan import AttnGenerator, StageDiscriminator
+from ..losses import damsm_sentence_loss, damsm_word_loss, discriminator_term, generator_term, r1_penalty
+from ..nets.attngan import D_NORMS, AttnGenerator, StageDiscriminator
 from ..nets.damsm import paired_image_encoder
-from ..nets.init import init_weights
+from ..nets.init import init_weights, spectrally_normalised
 from ..visual import attention_overlay, labelled_strip
 from .base import adam, Variant, frozen, unwrap
 
@@ -76,20 +78,34 @@ def discriminator_sizes(cfg) -> list[int]:
     return sizes[-1:] if cfg.GAN.B_DCGAN else sizes
 
 
+def discriminator_norm(cfg) -> str:
+    """GAN.D_NORM for AttnGAN's Ds: auto = batch (the authors'), spectral or none."""
+    norm = "batch" if cfg.GAN.D_NORM == "auto" else cfg.GAN.D_NORM
+    if norm not in D_NORMS:
+        raise GanstackError(f"GAN.D_NORM={norm}: AttnGAN's discriminators take auto, batch, spectral or none")
+    return norm
+
+
 def build_networks(cfg, embedding_dim: int) -> dict[str, nn.Module]:
     """G and D0, D1, ... as the config describes them (the original's netG / netD<i>), initialised
     as GAN.INIT says: authors = the original's weights_init (miscc/utils.py) on netG and every
     netD: orthogonal conv and linear weights with gain 1, linear biases 0, BatchNorm weights
-    N(1, 0.02) and biases 0; pytorch = PyTorch's layer defaults. The DAMSM encoders are not here."""
+    N(1, 0.02) and biases 0; pytorch = PyTorch's layer defaults. GAN.D_NORM=spectral then
+    wraps every D weight in spectral norm. The DAMSM encoders are not here."""
     gan = cfg.GAN
+    norm = discriminator_norm(cfg)
     nets = {"G": AttnGenerator(stages=cfg.TREE.BRANCH_NUM, gf_dim=gan.GF_DIM, z_dim=gan.Z_DIM,
                                condition_dim=gan.CONDITION_DIM, embedding_dim=embedding_dim,
                                residual_blocks=gan.R_NUM, dcgan=gan.B_DCGAN, base_size=cfg.TREE.BASE_SIZE)}
     for i, size in enumerate(discriminator_sizes(cfg)):
-        nets[f"D{i}"] = StageDiscriminator(size, df_dim=gan.DF_DIM, embedding_dim=embedding_dim)
+        nets[f"D{i}"] = StageDiscriminator(size, df_dim=gan.DF_DIM, embedding_dim=embedding_dim, norm=norm)
     if gan.INIT == "authors":
         for net in nets.values():
             init_weights(net, "orthogonal", 1.0, norm_std=0.02, zero_conv_bias=False)
+    if norm == "spectral":
+        for name, net in nets.items():
+            if name != "G":
+                spectrally_normalised(net)
     return nets
 
 
@@ -158,8 +174,11 @@ class AttnGAN(Variant):
         with opt.autocast():
             fakes, _, mu, logvar = G(z, sentence, words, padding)
             d_terms = {}
+            r1 = self.r1_weight(step)
             for name, real, fake in zip(self.d_names, reals, fakes[-len(self.d_sizes):]):
-                d_terms[f"loss/{name}"] = self.discriminator_loss(name, real, fake.detach(), sentence)
+                d_terms[f"loss/{name}"], penalty = self.discriminator_loss(name, real, fake.detach(), sentence, r1 > 0)
+                if r1 > 0:
+                    d_terms[f"loss/{name}_r1"] = r1 * penalty
         opt.update("D", sum(d_terms.values()), d_terms)
         scalars = {k: v.item() for k, v in d_terms.items()}
 
@@ -183,17 +202,30 @@ class AttnGAN(Variant):
         scalars.update({k: v.item() for k, v in g_terms.items()})
         return scalars
 
+    def r1_weight(self, step: int) -> float:
+        """gamma/2 (times the interval, lazily) on the steps that apply GAN.R1_GAMMA, else 0."""
+        gan = self.cfg.GAN
+        if gan.R1_GAMMA <= 0 or step % gan.R1_INTERVAL:
+            return 0.0
+        return gan.R1_GAMMA / 2 * gan.R1_INTERVAL
+
     def discriminator_loss(self, name: str, real: torch.Tensor, fake: torch.Tensor,
-                           sentence: torch.Tensor) -> torch.Tensor:
+                           sentence: torch.Tensor, with_r1: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The paper's D loss for one stage, and (with_r1) the R1 penalty of its two real logits."""
         D, heads = self.nets[name], unwrap(self.nets[name])
+        if with_r1:
+            real = real.detach().requires_grad_(True)
         real_code, fake_code = D(self.augment(real)), D(self.augment(fake))  # GAN.DIFF_AUGMENT, if any
-        cond_real = discriminator_term("bce", heads.COND_DNET(real_code, sentence), True)
+        cond_real_logits, uncond_real_logits = heads.COND_DNET(real_code, sentence), heads.UNCOND_DNET(real_code)
+        cond_real = discriminator_term("bce", cond_real_logits, True)
         cond_fake = discriminator_term("bce", heads.COND_DNET(fake_code, sentence), False)
         # mismatched pairs: image i with the caption of image i + 1
         cond_wrong = discriminator_term("bce", heads.COND_DNET(real_code[:-1], sentence[1:]), False)
-        uncond_real = discriminator_term("bce", heads.UNCOND_DNET(real_code), True)
+        uncond_real = discriminator_term("bce", uncond_real_logits, True)
         uncond_fake = discriminator_term("bce", heads.UNCOND_DNET(fake_code), False)
-        return (uncond_real + cond_real) / 2 + (uncond_fake + cond_fake + cond_wrong) / 3
+        loss = (uncond_real + cond_real) / 2 + (uncond_fake + cond_fake + cond_wrong) / 3
+        penalty = r1_penalty(real, cond_real_logits + uncond_real_logits) if with_r1 else None
+        return loss, penalty
 
     # ------------------------------------------------------------- sampling
     @torch.no_grad()

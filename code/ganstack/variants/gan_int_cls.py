@@ -36,7 +36,7 @@ from ..data.reed_h5 import ReedH5Dataset, read_attrs
 from ..data.text import Vocabulary
 from ..engine.optim import Updater
 from ..errors import GanstackError
-from ..losses import discriminator_term, feature_matching, generator_term, gradient_penalty
+from ..losses import discriminator_term, feature_matching, generator_term, gradient_penalty, r1_penalty
 from ..nets.damsm import paired_image_encoder
 from ..nets.dcgan import Discriminator, Generator
 from .base import adam, Variant, frozen, unwrap
@@ -175,9 +175,11 @@ class GanIntCls(Variant):
         aug = self.augment  # identity unless GAN.DIFF_AUGMENT: D only ever sees augmented images
 
         # 1. Discriminator: real pair -> real; generated pair (and, CLS, mismatched pair) -> fake.
+        r1 = gan.R1_GAMMA / 2 * gan.R1_INTERVAL if gan.R1_GAMMA > 0 and step % gan.R1_INTERVAL == 0 else 0.0
+        real_in = real.detach().requires_grad_(True) if r1 > 0 else real  # R1 differentiates D at it
         with opt.autocast():
             fake = G(z, h)
-            real_logits, _ = D(aug(real), h)
+            real_logits, _ = D(aug(real_in), h)
             fake_logits, _ = D(aug(fake.detach()), h)
             # Algorithm 1: log s_r + (log(1 - s_w) + log(1 - s_f)) / 2, the halves being GAN.CLS_WEIGHT.
             fake_weight = 1.0 - gan.CLS_WEIGHT if self.cls else 1.0
@@ -189,6 +191,8 @@ class GanIntCls(Variant):
             if gan.TYPE == "wgan-gp":  # the critic being trained is D after augmentation: penalise that one
                 d_terms["loss/D_gradient_penalty"] = gan.GP_LAMBDA * gradient_penalty(
                     lambda x: D(aug(x), h)[0], real, fake)
+            if r1 > 0:  # GAN.R1_GAMMA: penalise D's slope at the real pairs
+                d_terms["loss/D_r1"] = r1 * r1_penalty(real_in, real_logits)
         opt.update("D", sum(d_terms.values()), d_terms)
         if gan.TYPE in ("wgan", "vanilla_wgan"):  # the WGAN critic's Lipschitz constraint
             with torch.no_grad():
