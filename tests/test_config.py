@@ -83,6 +83,10 @@ def test_base_inheritance_and_overrides(tmp_path):
     ("VARIANT: damsn\n", [], r"VARIANT='damsn' is not one of .*did you mean damsm"),
     ("TRAIN: {PRECISION: fp8}\n", [], r"TRAIN.PRECISION='fp8' is not one of fp32, bf16, fp16"),
     ("_BASE_: nowhere.yml\n", [], r"nowhere.yml: config file not found"),
+    ("TRAIN:\n  BATCH_SIZE: 4\n  MAX_EPOCH: 3\n  BATCH_SIZE: 8\n", [],
+     r"line 4: key BATCH_SIZE given twice in one mapping \(first on line 2\)"),
+    ("TRAIN: {BATCH_SIZE: 4, BATCH_SIZE: 8}\n", [], r"line 1: key BATCH_SIZE given twice"),
+    ("TRAIN: {BATCH_SIZE: 4}\nTRAIN: {MAX_EPOCH: 3}\n", [], r"line 2: key TRAIN given twice"),
 ])
 def test_bad_configs_name_file_and_key(tmp_path, text, overrides, expected):
     path = tmp_path / "bad.yml"
@@ -107,3 +111,12 @@ def test_console_command_missing_file_has_no_traceback(tmp_path):
     assert result.returncode == 2
     assert "Traceback" not in result.stderr and result.stderr.strip().count("\n") == 0
     assert "none.yml: config file not found" in result.stderr
+
+
+def test_a_binary_file_given_as_config_is_one_line(tmp_path, capsys):
+    binary = tmp_path / "weights.pth"
+    binary.write_bytes(bytes([0x80, 0x02, 0xff, 0x00]) * 64)
+    assert main(["train", str(binary)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "Traceback" not in err
+    assert str(binary) in err and "not UTF-8 text (byte 0x80 at offset 0)" in err

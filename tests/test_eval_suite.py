@@ -178,3 +178,46 @@ def test_r_precision_of_generated_and_real_images_with_the_damsm_encoders(traine
     monkeypatch.chdir(root)
     code = main(["eval", str(cfg), "--device", "cpu", *sets(TRAIN__NET_E=damsm / "text_encoder.pth", **SMALL)])
     assert code == 2
+
+
+class _RunsCode:
+    """Unpickling this would call os.system: what a hostile statistics file can carry."""
+    def __reduce__(self):
+        return (os.system, ("touch PWNED",))
+
+
+def test_statistics_files_are_read_as_plain_tensors_and_a_hostile_one_is_recomputed(trained, capsys):
+    root, cfg = trained
+    for old in (root / "models/stats").glob("*.pt"):
+        old.unlink()  # other tests' data folders have entries here too
+    run_eval(root, cfg, *sets(**SMALL), out="s1.json")
+    stats = sorted((root / "models/stats").glob("judge_test_*.pt"))
+    assert len(stats) == 1
+    entry = torch.load(stats[0], weights_only=True)  # tensors only: loads without unpickling code
+    assert entry["version"] == 2 and torch.is_tensor(entry["features"]["stats"]["mu"]["__numpy__"])
+    torch.save({"fingerprint": "x", "features": {"pool": _RunsCode()}, "version": 2}, stats[0])
+    capsys.readouterr()
+    report = run_eval(root, cfg, *sets(**SMALL), out="s2.json")
+    assert not (root / "PWNED").exists()
+    assert report["reference_cache"][0] == "unreadable" and report["judge"]["fid"] >= 0
+    err = capsys.readouterr().err
+    assert f"{stats[0].name}: unreadable as plain tensors (it holds objects other than tensors); recomputing" in err
+    assert torch.load(stats[0], weights_only=True)["fingerprint"] != "x"  # rewritten with good statistics
+
+
+def test_eval_report_on_stdout_is_json_even_when_the_judge_trains_first(tmp_path, trained, capsys):
+    root, cfg = trained
+    for cached in (root / "models/judges").glob("*.pt"):
+        cached.unlink()  # the judge trains again, and says so
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        import ganstack.metrics.shapes_judge as judge
+        with mock.patch.object(judge, "DEFAULT_EPOCHS", 1):
+            capsys.readouterr()
+            assert main(["eval", str(cfg), "--device", "cpu", *sets(**SMALL)]) == 0
+    finally:
+        os.chdir(cwd)
+    out, err = capsys.readouterr()
+    assert "shapes judge: training on" in err
+    assert json.loads(out)["object_accuracy"]["num_images"] == 24

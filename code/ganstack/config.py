@@ -268,6 +268,28 @@ def _merge(base: dict, update: dict, schema: dict, source: str, prefix: str = ""
             base[key] = _check_type(full, value, default, source)
 
 
+class DuplicateKeyError(yaml.YAMLError):
+    pass
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """safe_load that refuses a key given twice in one mapping (YAML would keep the last silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            try:
+                if key in seen:
+                    raise DuplicateKeyError(f"line {line}: key {key} given twice in one mapping (first on line "
+                                            f"{seen[key]}); keep one")
+                seen[key] = line
+            except TypeError:  # an unhashable key: PyYAML reports it below
+                continue
+        return super().construct_mapping(node, deep=deep)
+
+
 def _read_yaml(path: Path, chain: tuple[Path, ...] = ()) -> list[tuple[Path, dict]]:
     """The YAML at `path` and its _BASE_ ancestors, oldest first."""
     if not path.is_file():
@@ -275,7 +297,12 @@ def _read_yaml(path: Path, chain: tuple[Path, ...] = ()) -> list[tuple[Path, dic
     if path.resolve() in chain:
         raise GanstackError(f"{path}: _BASE_ chain loops back to itself")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader) or {}
+    except UnicodeDecodeError as e:
+        raise GanstackError(f"{path}: not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start}); "
+                            "a config is a YAML text file, e.g. cfg/attngan/shapes_single.yml") from None
+    except DuplicateKeyError as e:
+        raise GanstackError(f"{path}: {e}") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""

@@ -4,21 +4,26 @@ An entry's file name hashes what the features depend on (dataset folder, split,
 resolution, extractor and its weights); inside, a fingerprint of the dataset's
 files (names, sizes, modification times) detects a dataset changed in place:
 such a stale entry is recomputed, with a message, never silently reused.
+Entries hold tensors only and are read with torch.load(weights_only=True), so a statistics
+file copied from elsewhere cannot run code; one that does not read is recomputed, with a message.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import pickle
+import sys
 from pathlib import Path
 from typing import Callable, Iterable
 
+import numpy as np
 import torch
 
 from ..io import atomic_path
 from . import distribution as dist
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: tensors only (float64 statistics as tensors), read with weights_only=True
 _file_digests: dict[tuple, str] = {}
 
 
@@ -78,15 +83,17 @@ class ReferenceCache:
         if path in self._loaded:
             self.events.append("hit")
             return self._loaded[path]
-        if path.is_file():
-            entry = torch.load(path, map_location="cpu", weights_only=False)
-            if entry.get("fingerprint") == self.fingerprint():
-                self.events.append("hit")
-                self._loaded[path] = entry["features"]
-                return entry["features"]
+        entry = _read_entry(path) if path.is_file() else None
+        if entry is not None and entry.get("fingerprint") == self.fingerprint():
+            self.events.append("hit")
+            self._loaded[path] = _from_file(entry["features"])
+            return self._loaded[path]
+        if entry is not None:
             print(f"reference statistics {path}: stale (files under {self.data_dir} changed); recomputing",
-                  flush=True)
+                  file=sys.stderr, flush=True)
             self.events.append("stale")
+        elif path.is_file():
+            self.events.append("unreadable")
         else:
             self.events.append("computed")
         features = extract({extractor.name: extractor}, reference())[extractor.name]
@@ -94,6 +101,40 @@ class ReferenceCache:
             features["stats"] = dist.statistics(features["pool"])
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp:
-            torch.save({"fingerprint": self.fingerprint(), "features": features, "version": CACHE_VERSION}, tmp)
+            torch.save({"fingerprint": self.fingerprint(), "features": _to_file(features), "version": CACHE_VERSION},
+                       tmp)
         self._loaded[path] = features
         return features
+
+
+def _read_entry(path: Path) -> dict | None:
+    """A cache entry, read without unpickling code; None (with a message) when it cannot be read so."""
+    try:
+        entry = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(entry, dict) or not isinstance(entry.get("features"), dict):
+            raise ValueError("not a statistics entry")
+        return entry
+    except pickle.UnpicklingError:  # weights_only refused an object: it would run code to load
+        reason = "it holds objects other than tensors"
+    except Exception as e:  # noqa: BLE001 - any unreadable file is recomputed, never trusted
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+    print(f"reference statistics {path}: unreadable as plain tensors ({reason}); recomputing",
+          file=sys.stderr, flush=True)
+    return None
+
+
+def _to_file(value):
+    """numpy arrays (the float64 statistics) as tensors, so the entry loads with weights_only=True."""
+    if isinstance(value, dict):
+        return {k: _to_file(v) for k, v in value.items()}
+    if isinstance(value, np.ndarray):
+        return {"__numpy__": torch.from_numpy(np.ascontiguousarray(value))}
+    return value
+
+
+def _from_file(value):
+    if isinstance(value, dict):
+        if set(value) == {"__numpy__"}:
+            return value["__numpy__"].numpy()
+        return {k: _from_file(v) for k, v in value.items()}
+    return value

@@ -23,6 +23,7 @@ import contextlib
 import hashlib
 import math
 import pickle
+import sys
 from pathlib import Path
 from typing import Iterable
 
@@ -217,7 +218,7 @@ def load_or_train_judge(data_dir: str | Path, cache_dir: str | Path = "models/ju
             reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
             raise GanstackError(f"{path}: unreadable judge ({reason}); delete it to train it again") from None
         return judge.to(device).eval().requires_grad_(False)
-    print(f"shapes judge: training on {data_dir} (once; cached as {path})", flush=True)
+    print(f"shapes judge: training on {data_dir} (once; cached as {path})", file=sys.stderr, flush=True)
     images, labels = load_split(data_dir, "train")
     judge = train_judge(images, labels, seed=seed, epochs=epochs, max_steps=max_steps, device=device)
     with atomic_path(path) as tmp:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 import pickle
+import sys
 from pathlib import Path
 from typing import Iterable
 
@@ -210,7 +211,7 @@ def load_or_train_segmenter(data_dir: str | Path, cache_dir: str | Path = "model
     path = cache_path(data_dir, cache_dir, seed, epochs, max_steps)
     if path.is_file():
         return _load_cached(path).to(device)
-    print(f"shapes segmenter: training on {data_dir} (once; cached as {path})", flush=True)
+    print(f"shapes segmenter: training on {data_dir} (once; cached as {path})", file=sys.stderr, flush=True)
     _, photos, labels = load_pairs(data_dir, "train")
     net = train_segmenter(photos, labels, seed=seed, epochs=epochs, max_steps=max_steps, device=device)
     with atomic_path(path) as tmp:
