@@ -37,17 +37,20 @@ def write_pairs(root: Path, size: tuple[int, int] = (32, 32), n_train: int = 8, 
 
 
 def tiny_cfg(tmp_path: Path, data_dir: Path, **extra: str) -> Path:
-    lines = [
-        f"_BASE_: {ROOT / 'cfg/pix2pix/_base.yml'}",
-        "DATASET_NAME: tiny_pairs",
-        f"DATA_DIR: {data_dir}",
-        f"OUTPUT_DIR: {tmp_path / 'output'}",
-        "RUN_NAME: tiny",
-        "WORKERS: 0",
-        "TRAIN: {BATCH_SIZE: 2, MAX_STEPS: 2, SNAPSHOT_INTERVAL: 100, LOG_INTERVAL: 1, IMAGE_INTERVAL: 2}",
-        "DATA: {PREPROCESS: resize_and_crop, LOAD_SIZE: 36, CROP_SIZE: 32}",
-        "EVAL: {BATCH_SIZE: 4, KID_SUBSET_SIZE: 3, KID_SUBSETS: 2}",
-    ] + [f"{k}: {v}" for k, v in {"PIX2PIX": "{NGF: 8, NDF: 8, N_LAYERS_D: 2, NUM_D: 2}", **extra}.items()]
+    keys = {  # `extra` replaces a top-level key (a config may not give one twice)
+        "_BASE_": ROOT / "cfg/pix2pix/_base.yml",
+        "DATASET_NAME": "tiny_pairs",
+        "DATA_DIR": data_dir,
+        "OUTPUT_DIR": tmp_path / "output",
+        "RUN_NAME": "tiny",
+        "WORKERS": 0,
+        "TRAIN": "{BATCH_SIZE: 2, MAX_STEPS: 2, SNAPSHOT_INTERVAL: 100, LOG_INTERVAL: 1, IMAGE_INTERVAL: 2}",
+        "DATA": "{PREPROCESS: resize_and_crop, LOAD_SIZE: 36, CROP_SIZE: 32}",
+        "EVAL": "{BATCH_SIZE: 4, KID_SUBSET_SIZE: 3, KID_SUBSETS: 2}",
+        "PIX2PIX": "{NGF: 8, NDF: 8, N_LAYERS_D: 2, NUM_D: 2}",
+        **extra,
+    }
+    lines = [f"{k}: {v}" for k, v in keys.items()]
     tmp_path.mkdir(parents=True, exist_ok=True)
     path = tmp_path / "tiny.yml"
     path.write_text("\n".join(lines) + "\n")
