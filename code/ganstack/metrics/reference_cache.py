@@ -83,7 +83,8 @@ class ReferenceCache:
         if path in self._loaded:
             self.events.append("hit")
             return self._loaded[path]
-        entry = _read_entry(path) if path.is_file() else None
+        on_disk = path.is_file()
+        entry = _read_entry(path) if on_disk else None
         if entry is not None and entry.get("fingerprint") == self.fingerprint():
             self.events.append("hit")
             self._loaded[path] = _from_file(entry["features"])
@@ -92,7 +93,7 @@ class ReferenceCache:
             print(f"reference statistics {path}: stale (files under {self.data_dir} changed); recomputing",
                   file=sys.stderr, flush=True)
             self.events.append("stale")
-        elif path.is_file():
+        elif on_disk:
             self.events.append("unreadable")
         else:
             self.events.append("computed")

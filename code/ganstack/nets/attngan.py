@@ -191,7 +191,7 @@ D_NORMS = ("batch", "spectral", "none")
 
 
 def _d_norm(kind: str, channels: int) -> nn.Module:
-    # spectral: the weights are normalised instead (spectral_discriminator), activations are not
+    # spectral: the weights are normalised instead (nets.init.spectrally_normalised), activations are not
     return nn.BatchNorm2d(channels) if kind == "batch" else nn.Identity()
 
 
@@ -238,7 +238,7 @@ class StageDiscriminator(nn.Module):
     """D_NET64, D_NET128, D_NET256 and beyond (any power-of-two image_size >= 32): encodes the
     image to (ndf*8, 4, 4); `COND_DNET` and `UNCOND_DNET` score it with and without the sentence.
     norm: batch (the original) | spectral (batch norm removed, convs with biases; apply
-    `spectral_discriminator` after initialising) | none."""
+    `nets.init.spectrally_normalised` after initialising) | none."""
 
     def __init__(self, image_size: int, *, df_dim: int = 64, embedding_dim: int = 256, unconditional: bool = True,
                  norm: str = "batch"):

@@ -113,6 +113,7 @@ class AttnGAN(Variant):
     name = "attngan"
     ema_nets = ("G",)
     takes_diff_augment = True
+    takes_r1 = True
     lr_schedule = "none"  # constant Adam 2e-4, betas (0.5, 0.999)
     collate = staticmethod(attngan.collate)
 
@@ -201,13 +202,6 @@ class AttnGAN(Variant):
         opt.update("G", sum(g_terms.values()), g_terms)
         scalars.update({k: v.item() for k, v in g_terms.items()})
         return scalars
-
-    def r1_weight(self, step: int) -> float:
-        """gamma/2 (times the interval, lazily) on the steps that apply GAN.R1_GAMMA, else 0."""
-        gan = self.cfg.GAN
-        if gan.R1_GAMMA <= 0 or step % gan.R1_INTERVAL:
-            return 0.0
-        return gan.R1_GAMMA / 2 * gan.R1_INTERVAL
 
     def discriminator_loss(self, name: str, real: torch.Tensor, fake: torch.Tensor,
                            sentence: torch.Tensor, with_r1: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -73,6 +73,7 @@ class Variant:
     plateau_metric = ""              # the logged scalar TRAIN.LR_SCHEDULE: plateau watches (epoch means)
     collate = staticmethod(torch.utils.data.default_collate)  # batches of the variant's dataset
     takes_diff_augment = False       # whether its discriminators take GAN.DIFF_AUGMENT (through augment())
+    takes_r1 = False                 # whether its discriminators take GAN.R1_GAMMA (through r1_weight())
 
     def __init__(self, cfg: Config, device: torch.device):
         self.cfg = cfg
@@ -84,11 +85,22 @@ class Variant:
         if self.augment_policy and not self.takes_diff_augment:
             raise GanstackError(f"GAN.DIFF_AUGMENT={cfg.GAN.DIFF_AUGMENT!r}: the {self.name} variant does not "
                                 "augment its inputs; leave GAN.DIFF_AUGMENT empty")
+        if cfg.GAN.R1_GAMMA > 0 and not self.takes_r1:
+            raise GanstackError(f"GAN.R1_GAMMA={cfg.GAN.R1_GAMMA}: the {self.name} variant has no R1 penalty; "
+                                "set GAN.R1_GAMMA: 0")
 
     def augment(self, images: torch.Tensor) -> torch.Tensor:
         """GAN.DIFF_AUGMENT on a discriminator input (identity when empty); variants apply it to every
         image their discriminators see, real and generated alike."""
         return diff_augment(images, self.augment_policy) if self.augment_policy else images
+
+    def r1_weight(self, step: int) -> float:
+        """The weight of the R1 penalty at this step: GAN.R1_GAMMA / 2, times GAN.R1_INTERVAL on every
+        R1_INTERVAL-th step and 0 on the others (lazy R1, as StyleGAN2); 0 when R1 is off."""
+        gan = self.cfg.GAN
+        if gan.R1_GAMMA <= 0 or step % gan.R1_INTERVAL:
+            return 0.0
+        return gan.R1_GAMMA / 2 * gan.R1_INTERVAL
 
     def dataset(self, split: str, train: bool):
         raise NotImplementedError

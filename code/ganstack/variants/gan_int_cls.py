@@ -80,6 +80,7 @@ class GanIntCls(Variant):
     name = "gan_int_cls"
     ema_nets = ("G",)
     takes_diff_augment = True
+    takes_r1 = True
     lr_schedule = "none"  # LR_SCHEDULE auto: constant (the port); _base.yml sets the authors' halving every 100 epochs
     collate = staticmethod(attngan.collate)
 
@@ -175,7 +176,7 @@ class GanIntCls(Variant):
         aug = self.augment  # identity unless GAN.DIFF_AUGMENT: D only ever sees augmented images
 
         # 1. Discriminator: real pair -> real; generated pair (and, CLS, mismatched pair) -> fake.
-        r1 = gan.R1_GAMMA / 2 * gan.R1_INTERVAL if gan.R1_GAMMA > 0 and step % gan.R1_INTERVAL == 0 else 0.0
+        r1 = self.r1_weight(step)
         real_in = real.detach().requires_grad_(True) if r1 > 0 else real  # R1 differentiates D at it
         with opt.autocast():
             fake = G(z, h)
