@@ -360,9 +360,9 @@ def test_nets_start_from_the_authors_init_and_gan_init_pytorch_keeps_the_default
 
 def test_spectral_norm_discriminators_and_r1_train_and_resume_exactly(tmp_path, shapes_dir, damsm_dir):
     """GAN.D_NORM=spectral: every D conv spectral-normalised with a bias, no batch norm left in
-    any D, G untouched; GAN.R1_GAMMA adds a logged R1 term per stage (lazily with R1_INTERVAL)
-    and the run still resumes to the same weights as a straight one."""
-    on = ["GAN.D_NORM=spectral", "GAN.R1_GAMMA=1", "GAN.R1_INTERVAL=2"]
+    any D, G untouched; GAN.R1_GAMMA adds a logged R1 term per stage (lazily with R1_INTERVAL);
+    with those and GAN.HARD_MISMATCH the run still resumes to the same weights as a straight one."""
+    on = ["GAN.D_NORM=spectral", "GAN.R1_GAMMA=1", "GAN.R1_INTERVAL=2", "GAN.HARD_MISMATCH=0.5", "GAN.HARD_MISMATCH_K=3"]
     nets = build_networks(load_config(tiny_cfg(tmp_path, shapes_dir, damsm_dir), on), 32)
     for name in ("D0", "D1"):
         convs = [m for m in nets[name].modules() if isinstance(m, nn.Conv2d)]
@@ -396,8 +396,40 @@ def test_r1_changes_what_the_discriminator_learns(tmp_path, shapes_dir, damsm_di
     assert not torch.equal(runs[0]["img_code_s16.0.weight"], runs[10]["img_code_s16.0.weight"])
 
 
+def test_hard_mismatches_are_the_nearest_other_class_captions_and_change_what_d_learns(tmp_path, shapes_dir,
+                                                                                      damsm_dir):
+    """GAN.HARD_MISMATCH: the training set hands each image a caption of another class; with
+    fraction 1 always one of the K images whose captions the text encoder finds nearest."""
+    from ganstack.data.attngan import nearest_other_class
+    codes = torch.tensor([[1.0, 0.0], [0.9, 0.1], [1.0, 0.05], [0.0, 1.0], [0.1, 1.0]])
+    classes = torch.tensor([0, 0, 1, 1, 2]).numpy()
+    assert nearest_other_class(codes, classes, 2).tolist() == [[2, 4], [2, 4], [0, 1], [4, 1], [3, 1]]
+
+    cfg = tiny_cfg(tmp_path, shapes_dir, damsm_dir)
+    variant = get_variant("attngan")(load_config(cfg, ["GAN.HARD_MISMATCH=1", "GAN.HARD_MISMATCH_K=2"]), "cpu")
+    dataset = variant.dataset("train", train=True)
+    variant.build(dataset)
+    assert dataset.partners.shape == (len(dataset), 2)
+    for index in range(len(dataset)):
+        sample = dataset[(index, index)]
+        partner_captions = {tuple(dataset.split_captions[p * 10 + s]) for p in dataset.partners[index]
+                            for s in range(10)}
+        assert tuple(sample["wrong_caption"][:sample["wrong_cap_len"]].tolist()) in partner_captions
+        assert all(dataset.class_ids[p] != dataset.class_ids[index] for p in dataset.partners[index])
+    assert "wrong_caption" not in variant.dataset("test", train=False)[0]  # evaluation draws no mismatches
+
+    runs = {}
+    for fraction in (0, 1):
+        run = tiny_cfg(tmp_path / f"h{fraction}", shapes_dir, damsm_dir)
+        assert main(["train", str(run), "--device", "cpu", *sets(TRAIN__MAX_STEPS=1, GAN__HARD_MISMATCH=fraction)]) == 0
+        runs[fraction] = load_checkpoint(latest_checkpoint(run.parent / "output/tiny/checkpoints"))["nets"]["D0"]
+    changed = [k for k, v in runs[0].items() if v.is_floating_point() and not torch.equal(v, runs[1][k])]
+    assert any(k.startswith("COND_DNET") for k in changed)
+
+
 @pytest.mark.parametrize("setting, message", [("GAN.D_NORM=layer", "GAN.D_NORM=layer"),
-                                              ("GAN.R1_GAMMA=-1", "GAN.R1_GAMMA")])
+                                              ("GAN.R1_GAMMA=-1", "GAN.R1_GAMMA"),
+                                              ("GAN.HARD_MISMATCH=1.5", "GAN.HARD_MISMATCH")])
 def test_bad_stabiliser_settings_are_one_line_errors(tmp_path, shapes_dir, damsm_dir, capsys, setting, message):
     cfg = tiny_cfg(tmp_path, shapes_dir, damsm_dir)
     assert main(["train", str(cfg), "--device", "cpu", "--set", setting]) != 0

@@ -21,6 +21,7 @@ from ganstack.data.reed_h5 import ReedH5Dataset
 from ganstack.data.synthetic.shapes import prepare_shapes
 from ganstack.engine.checkpoint import latest_checkpoint, load_checkpoint
 from ganstack.nets.damsm import TextEncoder
+from ganstack.variants import get_variant
 from ganstack.variants.gan_int_cls import generator_turn
 
 TYPES = ["gan", "wgan", "wgan-gp", "vanilla_gan", "vanilla_wgan"]
@@ -212,6 +213,10 @@ def test_reed_hdf5_written_independently_trains_and_samples(tmp_path, capsys):
     # Reed's embeddings came from a char-CNN-RNN we do not have: free text is a clear error
     assert main(["sample", str(cfg), "--device", "cpu", "--caption", "a red flower", *sets(DATASET_NAME="flowers")]) == 2
     assert "free text cannot be encoded" in capsys.readouterr().err
+    # nor can its captions be compared to find hard mismatches
+    assert main(["train", str(cfg), "--device", "cpu", *sets(DATASET_NAME="flowers", GAN__HARD_MISMATCH=0.5)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "GAN.HARD_MISMATCH=0.5" in err and "HDF5" in err
 
 
 def test_convert_reed_h5_round_trip(tmp_path, shapes_dir, net_e, capsys):
@@ -428,3 +433,26 @@ def test_r1_penalty_is_logged_lazily_and_changes_the_discriminator(tmp_path, sha
     assert len(runs[10][0]["loss/D_r1"]) == 2 and all(v > 0 for v in runs[10][0]["loss/D_r1"])
     first = next(k for k in runs[0][1] if k.endswith("weight"))
     assert not torch.equal(runs[0][1][first], runs[10][1][first])
+
+
+def test_hard_mismatches_give_wrong_images_of_the_nearest_other_classes(tmp_path, shapes_dir, net_e):
+    """GAN.HARD_MISMATCH=1: every mismatched image is one of the HARD_MISMATCH_K other-class images
+    whose captions lie nearest; the run trains and D learns something else than with 0."""
+    cfg = tiny_cfg(tmp_path, shapes_dir, net_e)
+    variant = get_variant("gan_int_cls")(load_config(cfg, ["GAN.HARD_MISMATCH=1", "GAN.HARD_MISMATCH_K=2"]), "cpu")
+    dataset = variant.dataset("train", train=True)
+    variant.build(dataset)
+    dataset.augment = False  # images as evaluation loads them, to compare
+    for index in range(len(dataset)):
+        wrong = dataset[(index, index)]["wrong_images"]
+        partners = dataset.partners[index]
+        assert all(dataset.class_ids[p] != dataset.class_ids[index] for p in partners)
+        rng = np.random.default_rng(0)
+        assert any(torch.equal(wrong, dataset.load_images(int(p), rng)[-1]) for p in partners)
+    runs = {}
+    for fraction in (0, 1):
+        run = tiny_cfg(tmp_path / f"h{fraction}", shapes_dir, net_e)
+        assert main(["train", str(run), "--device", "cpu", *sets(TRAIN__MAX_STEPS=2, GAN__HARD_MISMATCH=fraction)]) == 0
+        runs[fraction] = load_checkpoint(latest_checkpoint(run.parent / "output/tiny/checkpoints"))["nets"]["D"]
+    first = next(k for k in runs[0] if k.endswith("weight"))
+    assert not torch.equal(runs[0][first], runs[1][first])

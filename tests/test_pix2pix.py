@@ -206,6 +206,7 @@ def test_grid_script_prints_one_table(tmp_path, pairs, monkeypatch, capsys):
     (sets(GAN__LOSS="wasserstein"), "GAN.LOSS"),
     (sets(GAN__DIFF_AUGMENT="cutout"), "GAN.DIFF_AUGMENT='cutout': the pix2pix variant"),
     (sets(GAN__R1_GAMMA=1), "GAN.R1_GAMMA=1.0: the pix2pix variant has no R1 penalty"),
+    (sets(GAN__HARD_MISMATCH=0.5), "GAN.HARD_MISMATCH=0.5: the pix2pix variant has no matching-aware"),
 ])
 def test_bad_pix2pix_settings_are_one_line_errors(tmp_path, pairs, capsys, args, message):
     cfg = tiny_cfg(tmp_path, pairs)

@@ -101,6 +101,12 @@ DEFAULTS: dict[str, Any] = {
         "R1_GAMMA": 0.0,         # > 0: D also minimises gamma/2 * |grad_x D(x)|^2 on real images (Mescheder et
                                  # al. 2018; not in the GAN-INT-CLS or AttnGAN papers: a stabiliser setting)
         "R1_INTERVAL": 1,        # R1 every k-th D step, weighted by k (StyleGAN2's lazy regularisation)
+        "HARD_MISMATCH": 0.0,    # matching-aware Ds (AttnGAN, GAN-INT-CLS): this fraction of the mismatched pairs
+                                 # takes the caption (AttnGAN) or image (GAN-INT-CLS) of one of the
+                                 # HARD_MISMATCH_K other-class images whose captions the text encoder finds
+                                 # nearest, so D must check every attribute; the rest are random other-class
+                                 # pairs. 0: the papers' random mismatched pairs (not in either paper)
+        "HARD_MISMATCH_K": 16,
         "DIFF_AUGMENT": "",      # DiffAugment on every D input of GAN-INT-CLS / AttnGAN: comma-separated
                                  # color,translation,cutout (empty: none; other variants refuse it)
         "LOSS": "vanilla",       # image-to-image variants (pix2pix): vanilla | lsgan | hinge | wgangp (+ GP_LAMBDA)
@@ -381,7 +387,7 @@ _POSITIVE = ("TRAIN.BATCH_SIZE", "TREE.BASE_SIZE", "TREE.BRANCH_NUM", "TEXT.WORD
              "TEXT.CAPTIONS_PER_IMAGE", "TEXT.EMBEDDING_DIM", "TRAIN.SNAPSHOT_INTERVAL", "EVAL.IMAGES_PER_CAPTION",
              "EVAL.IS_SPLITS", "EVAL.KID_SUBSETS", "EVAL.KID_SUBSET_SIZE", "EVAL.BATCH_SIZE",
              "TRAIN.LOG_INTERVAL", "TRAIN.KEEP_CHECKPOINTS", "GAN.DITER", "GAN.Z_DIM", "GAN.R1_INTERVAL",
-             "DATA.LOAD_SIZE", "DATA.CROP_SIZE", "DATA.INPUT_NC", "DATA.OUTPUT_NC", "PIX2PIX.NGF", "PIX2PIX.NDF",
+             "GAN.HARD_MISMATCH_K", "DATA.LOAD_SIZE", "DATA.CROP_SIZE", "DATA.INPUT_NC", "DATA.OUTPUT_NC", "PIX2PIX.NGF", "PIX2PIX.NDF",
              "PIX2PIX.N_LAYERS_D", "PIX2PIX.NUM_D", "TRAIN.LR_STEP_EPOCHS")
 
 
@@ -395,6 +401,8 @@ def validate(cfg: Config) -> None:
             raise GanstackError(f"config: {key} must be > 0, got {value}")
     if cfg.GAN.R1_GAMMA < 0:
         raise GanstackError(f"config: GAN.R1_GAMMA must be >= 0 (0 turns R1 off), got {cfg.GAN.R1_GAMMA}")
+    if not 0 <= cfg.GAN.HARD_MISMATCH <= 1:
+        raise GanstackError(f"config: GAN.HARD_MISMATCH must lie in [0, 1] (0 turns it off), got {cfg.GAN.HARD_MISMATCH}")
     if cfg.TEXT.EMBEDDING_DIM % 2:
         raise GanstackError(f"config: TEXT.EMBEDDING_DIM must be even (two RNN directions), got {cfg.TEXT.EMBEDDING_DIM}")
     from .variants import known_variants  # late: variants import this module

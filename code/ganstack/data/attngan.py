@@ -93,6 +93,24 @@ def other_class_index(class_ids: np.ndarray, index: int, rng: np.random.Generato
     return int(others[rng.integers(len(others))]) if len(others) else index
 
 
+def nearest_other_class(codes: torch.Tensor, class_ids: np.ndarray, k: int, chunk: int = 512) -> np.ndarray:
+    """(N, k) indices: for every item the k items of other classes whose codes are the most
+    similar (cosine), nearest first. With a single class, any other item."""
+    unit = torch.nn.functional.normalize(codes.float(), dim=1)
+    classes = torch.as_tensor(np.asarray(class_ids))
+    k = min(k, len(unit) - 1)
+    rows = []
+    for start in range(0, len(unit), chunk):
+        sim = unit[start:start + chunk] @ unit.T
+        same = classes[start:start + chunk, None] == classes[None, :]
+        if bool((~same).any(dim=1).all()):
+            sim = sim.masked_fill(same, -2.0)  # other classes first; same-class items only if too few
+        idx = torch.arange(start, start + len(sim))
+        sim[torch.arange(len(sim)), idx] = -3.0  # never the item itself
+        rows.append(sim.topk(k, dim=1).indices)
+    return torch.cat(rows).numpy() if rows else np.zeros((0, k), dtype=np.int64)
+
+
 def to_tensor(img: Image.Image) -> torch.Tensor:
     """PIL RGB -> float tensor in [-1, 1], CHW."""
     arr = torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1)
@@ -108,7 +126,7 @@ class TextImageDataset(torch.utils.data.Dataset):
 
     def __init__(self, data_dir: str | Path, split: str, *, image_sizes: list[int], words_num: int,
                  captions_per_image: int, augment: bool, flip: bool, captions: CaptionSet | None = None,
-                 wrong_image: bool = False, crop: bool = True):
+                 wrong_image: bool = False, wrong_caption: bool = False, crop: bool = True):
         self.data_dir = Path(data_dir)
         if not self.data_dir.is_dir():
             raise GanstackError(f"DATA_DIR={self.data_dir}: folder not found")
@@ -126,6 +144,9 @@ class TextImageDataset(torch.utils.data.Dataset):
         self.words_num = words_num
         self.augment, self.flip, self.crop = augment, flip, crop  # crop: TRAIN.CROP_JITTER
         self.wrong_image = wrong_image  # add an image of another class (GAN-INT-CLS's mismatched pair)
+        self.wrong_caption = wrong_caption  # add a caption of another class's image (AttnGAN's, with hard mismatches)
+        self.partners: np.ndarray | None = None  # use_hard_mismatches: each item's nearest other-class items
+        self.hard_fraction = 0.0
         self.random_caption = augment  # evaluation sets it to draw one random true caption per image
         cub = self.data_dir / "CUB_200_2011"
         self.boxes = load_cub_boxes(cub) if (cub / "bounding_boxes.txt").is_file() else None
@@ -150,6 +171,20 @@ class TextImageDataset(torch.utils.data.Dataset):
         img = fit_image(img, top, augment=self.augment, flip=self.flip, rng=rng, crop=self.crop)
         return [to_tensor(img if s == top else img.resize((s, s), Image.BILINEAR)) for s in self.image_sizes]
 
+    def use_hard_mismatches(self, partners: np.ndarray, fraction: float) -> None:
+        """Draw that fraction of the mismatched items from each item's row of `partners` (its
+        nearest other-class items, nearest_other_class), the rest from every other class."""
+        if len(partners) != len(self):
+            raise GanstackError(f"{self.data_dir}: {len(partners)} rows of hard mismatches for {len(self)} images")
+        self.partners, self.hard_fraction = partners, fraction
+
+    def mismatched_index(self, index: int, rng: np.random.Generator) -> int:
+        """The item whose image or caption makes the mismatched pair of item `index`."""
+        if self.partners is not None and rng.random() < self.hard_fraction:
+            row = self.partners[index]
+            return int(row[rng.integers(len(row))])
+        return other_class_index(self.class_ids, index, rng)
+
     def caption(self, index: int, rng: np.random.Generator) -> tuple[np.ndarray, int, int]:
         sent = int(rng.integers(self.captions_per_image)) if self.random_caption else 0
         ids, length = pad_caption(self.split_captions[index * self.captions_per_image + sent], self.words_num, rng)
@@ -167,7 +202,7 @@ class TextImageDataset(torch.utils.data.Dataset):
         try:
             images = self.load_images(index, rng)
             if self.wrong_image:
-                current = other_class_index(self.class_ids, index, rng)
+                current = self.mismatched_index(index, rng)
                 wrong = self.load_images(current, rng)[-1]
         except (OSError, ValueError, SyntaxError) as e:
             # A damaged file must not kill an epoch: collate drops it and counts it.
@@ -178,7 +213,27 @@ class TextImageDataset(torch.utils.data.Dataset):
                   "class_id": int(self.class_ids[index]), "index": index, "sent_ix": sent}
         if self.wrong_image:
             sample["wrong_images"] = wrong
+        if self.wrong_caption:
+            other = self.mismatched_index(index, rng)
+            sent = int(rng.integers(self.captions_per_image))
+            ids, length = pad_caption(self.split_captions[other * self.captions_per_image + sent], self.words_num, rng)
+            sample["wrong_caption"], sample["wrong_cap_len"] = torch.from_numpy(ids), length
         return sample
+
+
+def image_codes(embedder, dataset: TextImageDataset) -> torch.Tensor:
+    """(N, D): the mean sentence code of each image's captions (what hard mismatches compare)."""
+    per_image = dataset.captions_per_image
+    codes = embedder.embed_all(list(dataset.split_captions[:len(dataset) * per_image]))
+    return codes.reshape(len(dataset), per_image, -1).mean(1)
+
+
+def attach_hard_mismatches(dataset: TextImageDataset, embedder, fraction: float, k: int) -> None:
+    """GAN.HARD_MISMATCH: the dataset draws that fraction of its mismatched pairs from the k
+    other-class images whose captions the text encoder finds nearest (an image's caption set
+    differing in one attribute), so a matching-aware D must check every attribute, not only
+    the one that happens to differ most often between random pairs."""
+    dataset.use_hard_mismatches(nearest_other_class(image_codes(embedder, dataset), dataset.class_ids, k), fraction)
 
 
 def collate(samples: list) -> dict:

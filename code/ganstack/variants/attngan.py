@@ -9,13 +9,15 @@ One training step, as the paper's section 3 and the authors' trainer:
   2. each stage's discriminator D_i learns, with binary cross-entropy on its two heads,
        (uncond(x) + cond(x, e_bar)) / 2 -> real
        (uncond(x_hat) + cond(x_hat, e_bar) + cond(x, e_bar of another caption)) / 3 -> fake
-     (the mismatched pair is the batch's captions shifted by one, as the original).
+     (the mismatched pair is the batch's captions shifted by one, as the original; with
+     GAN.HARD_MISMATCH, a caption of another class's image, often one of its nearest).
   3. G learns  sum_i [uncond(x_hat_i) + cond(x_hat_i, e_bar)] -> real
                + LAMBDA * DAMSM(x_hat_last; word loss + sentence loss, gamma1..3)
                + KL(N(mu, sigma) || N(0, I)).
 AttnDCGAN has one image (the last stage) and one discriminator.
 Not in the paper, as settings: GAN.D_NORM=spectral (spectral-norm Ds without batch norm) and
-GAN.R1_GAMMA (R1 on each D's real logits, added to step 2).
+GAN.R1_GAMMA (R1 on each D's real logits, added to step 2), and GAN.HARD_MISMATCH (mismatched
+captions that differ from the image in few attributes).
 
 The fake images are drawn once per step and serve both updates, as the original's.
 Conditions handed to sampling and evaluation are one tensor per caption that packs the
@@ -114,6 +116,7 @@ class AttnGAN(Variant):
     ema_nets = ("G",)
     takes_diff_augment = True
     takes_r1 = True
+    takes_hard_mismatch = True
     lr_schedule = "none"  # constant Adam 2e-4, betas (0.5, 0.999)
     collate = staticmethod(attngan.collate)
 
@@ -133,7 +136,7 @@ class AttnGAN(Variant):
         return attngan.TextImageDataset(
             cfg.DATA_DIR, split, image_sizes=self.sizes, words_num=cfg.TEXT.WORDS_NUM,
             captions_per_image=cfg.TEXT.CAPTIONS_PER_IMAGE, augment=train, flip=cfg.TRAIN.FLIP,
-            crop=cfg.TRAIN.CROP_JITTER)
+            crop=cfg.TRAIN.CROP_JITTER, wrong_caption=train and cfg.GAN.HARD_MISMATCH > 0)
 
     def build(self, dataset) -> None:
         cfg = self.cfg
@@ -145,6 +148,8 @@ class AttnGAN(Variant):
         if dim != cfg.TEXT.EMBEDDING_DIM:
             raise GanstackError(f"TRAIN.NET_E={cfg.TRAIN.NET_E} gives {dim}-d text features but TEXT.EMBEDDING_DIM "
                                 f"is {cfg.TEXT.EMBEDDING_DIM}; set TEXT.EMBEDDING_DIM: {dim}")
+        if getattr(dataset, "wrong_caption", False):
+            attngan.attach_hard_mismatches(dataset, self.embedder, cfg.GAN.HARD_MISMATCH, cfg.GAN.HARD_MISMATCH_K)
         self.nets.update(build_networks(cfg, dim))
         # One Adam per network, as the original (Adam is per parameter: one over all Ds is the same).
         d_params = [p for name in self.d_names for p in self.nets[name].parameters()]
@@ -170,6 +175,9 @@ class AttnGAN(Variant):
         words, sentence, padding = self.encode_text(batch["caption"], batch["cap_len"])
         reals = batch["images"][-len(self.d_sizes):]
         z = torch.randn(sentence.shape[0], self.z_dim, device=sentence.device)
+        wrong = None  # GAN.HARD_MISMATCH: the dataset's mismatched captions instead of the shifted batch
+        if "wrong_caption" in batch:
+            wrong = self.encode_text(batch["wrong_caption"], batch["wrong_cap_len"])[1]
 
         # 1. Every stage's discriminator: real pairs -> real; generated and mismatched pairs -> fake.
         with opt.autocast():
@@ -177,7 +185,8 @@ class AttnGAN(Variant):
             d_terms = {}
             r1 = self.r1_weight(step)
             for name, real, fake in zip(self.d_names, reals, fakes[-len(self.d_sizes):]):
-                d_terms[f"loss/{name}"], penalty = self.discriminator_loss(name, real, fake.detach(), sentence, r1 > 0)
+                d_terms[f"loss/{name}"], penalty = self.discriminator_loss(name, real, fake.detach(), sentence,
+                                                                                 r1 > 0, wrong)
                 if r1 > 0:
                     d_terms[f"loss/{name}_r1"] = r1 * penalty
         opt.update("D", sum(d_terms.values()), d_terms)
@@ -204,8 +213,10 @@ class AttnGAN(Variant):
         return scalars
 
     def discriminator_loss(self, name: str, real: torch.Tensor, fake: torch.Tensor,
-                           sentence: torch.Tensor, with_r1: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The paper's D loss for one stage, and (with_r1) the R1 penalty of its two real logits."""
+                           sentence: torch.Tensor, with_r1: bool = False, wrong: torch.Tensor | None = None
+                           ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The paper's D loss for one stage, and (with_r1) the R1 penalty of its two real logits.
+        `wrong`: sentence codes that do not match the real images (default: the batch shifted by one)."""
         D, heads = self.nets[name], unwrap(self.nets[name])
         if with_r1:
             real = real.detach().requires_grad_(True)
@@ -213,8 +224,10 @@ class AttnGAN(Variant):
         cond_real_logits, uncond_real_logits = heads.COND_DNET(real_code, sentence), heads.UNCOND_DNET(real_code)
         cond_real = discriminator_term("bce", cond_real_logits, True)
         cond_fake = discriminator_term("bce", heads.COND_DNET(fake_code, sentence), False)
-        # mismatched pairs: image i with the caption of image i + 1
-        cond_wrong = discriminator_term("bce", heads.COND_DNET(real_code[:-1], sentence[1:]), False)
+        # mismatched pairs: image i with the caption of image i + 1, or the given captions
+        wrong_logits = (heads.COND_DNET(real_code[:-1], sentence[1:]) if wrong is None
+                        else heads.COND_DNET(real_code, wrong))
+        cond_wrong = discriminator_term("bce", wrong_logits, False)
         uncond_real = discriminator_term("bce", uncond_real_logits, True)
         uncond_fake = discriminator_term("bce", heads.UNCOND_DNET(fake_code), False)
         loss = (uncond_real + cond_real) / 2 + (uncond_fake + cond_fake + cond_wrong) / 3

@@ -74,6 +74,7 @@ class Variant:
     collate = staticmethod(torch.utils.data.default_collate)  # batches of the variant's dataset
     takes_diff_augment = False       # whether its discriminators take GAN.DIFF_AUGMENT (through augment())
     takes_r1 = False                 # whether its discriminators take GAN.R1_GAMMA (through r1_weight())
+    takes_hard_mismatch = False      # whether its matching-aware Ds take GAN.HARD_MISMATCH
 
     def __init__(self, cfg: Config, device: torch.device):
         self.cfg = cfg
@@ -88,6 +89,9 @@ class Variant:
         if cfg.GAN.R1_GAMMA > 0 and not self.takes_r1:
             raise GanstackError(f"GAN.R1_GAMMA={cfg.GAN.R1_GAMMA}: the {self.name} variant has no R1 penalty; "
                                 "set GAN.R1_GAMMA: 0")
+        if cfg.GAN.HARD_MISMATCH > 0 and not self.takes_hard_mismatch:
+            raise GanstackError(f"GAN.HARD_MISMATCH={cfg.GAN.HARD_MISMATCH}: the {self.name} variant has no "
+                                "matching-aware discriminator; set GAN.HARD_MISMATCH: 0")
 
     def augment(self, images: torch.Tensor) -> torch.Tensor:
         """GAN.DIFF_AUGMENT on a discriminator input (identity when empty); variants apply it to every

@@ -4,7 +4,8 @@ A DCGAN conditioned on a sentence embedding t of the caption (nets/dcgan.py).
 One training step, as Algorithm 1 of the paper:
 
   1. h = t(caption), h_w = t(mismatched caption) -- here: a real image of another class
-     with the right text, which is the same pair;  x_hat = G(z, h)
+     with the right text, which is the same pair (GAN.HARD_MISMATCH: often one of the classes
+     whose captions lie nearest, not in the paper);  x_hat = G(z, h)
   2. D learns   real (x, h) -> real,   fake (x_hat, h) -> fake,
                 and with CLS: wrong (x_w, h) -> fake (the matching-aware discriminator)
   3. G learns   D(x_hat, h) -> real,
@@ -81,6 +82,7 @@ class GanIntCls(Variant):
     ema_nets = ("G",)
     takes_diff_augment = True
     takes_r1 = True
+    takes_hard_mismatch = True
     lr_schedule = "none"  # LR_SCHEDULE auto: constant (the port); _base.yml sets the authors' halving every 100 epochs
     collate = staticmethod(attngan.collate)
 
@@ -130,6 +132,12 @@ class GanIntCls(Variant):
     def build(self, dataset) -> None:
         cfg, gan = self.cfg, self.cfg.GAN
         self.embedder = self._make_embedder(dataset)
+        if gan.HARD_MISMATCH > 0 and getattr(dataset, "wrong_image", False):
+            if isinstance(dataset, ReedH5Dataset):
+                raise GanstackError(f"GAN.HARD_MISMATCH={gan.HARD_MISMATCH}: needs the captions of DATA_DIR="
+                                    f"{cfg.DATA_DIR} and a text encoder; an HDF5 file of precomputed embeddings has "
+                                    "neither: set GAN.HARD_MISMATCH: 0")
+            attngan.attach_hard_mismatches(dataset, self.embedder, gan.HARD_MISMATCH, gan.HARD_MISMATCH_K)
         embed_dim = dataset.embed_dim if isinstance(dataset, ReedH5Dataset) else self.embedder.dim
         self.embed_dim = embed_dim
         size = cfg.TREE.BASE_SIZE
