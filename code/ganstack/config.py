@@ -387,7 +387,8 @@ _POSITIVE = ("TRAIN.BATCH_SIZE", "TREE.BASE_SIZE", "TREE.BRANCH_NUM", "TEXT.WORD
              "TEXT.CAPTIONS_PER_IMAGE", "TEXT.EMBEDDING_DIM", "TRAIN.SNAPSHOT_INTERVAL", "EVAL.IMAGES_PER_CAPTION",
              "EVAL.IS_SPLITS", "EVAL.KID_SUBSETS", "EVAL.KID_SUBSET_SIZE", "EVAL.BATCH_SIZE",
              "TRAIN.LOG_INTERVAL", "TRAIN.KEEP_CHECKPOINTS", "GAN.DITER", "GAN.Z_DIM", "GAN.R1_INTERVAL",
-             "GAN.HARD_MISMATCH_K", "DATA.LOAD_SIZE", "DATA.CROP_SIZE", "DATA.INPUT_NC", "DATA.OUTPUT_NC", "PIX2PIX.NGF", "PIX2PIX.NDF",
+             "GAN.HARD_MISMATCH_K", "DATA.LOAD_SIZE", "DATA.CROP_SIZE", "DATA.INPUT_NC", "DATA.OUTPUT_NC",
+             "PIX2PIX.NGF", "PIX2PIX.NDF",
              "PIX2PIX.N_LAYERS_D", "PIX2PIX.NUM_D", "TRAIN.LR_STEP_EPOCHS")
 
 
@@ -402,7 +403,8 @@ def validate(cfg: Config) -> None:
     if cfg.GAN.R1_GAMMA < 0:
         raise GanstackError(f"config: GAN.R1_GAMMA must be >= 0 (0 turns R1 off), got {cfg.GAN.R1_GAMMA}")
     if not 0 <= cfg.GAN.HARD_MISMATCH <= 1:
-        raise GanstackError(f"config: GAN.HARD_MISMATCH must lie in [0, 1] (0 turns it off), got {cfg.GAN.HARD_MISMATCH}")
+        raise GanstackError(f"config: GAN.HARD_MISMATCH must lie in [0, 1] (0 turns it off), "
+                            f"got {cfg.GAN.HARD_MISMATCH}")
     if cfg.TEXT.EMBEDDING_DIM % 2:
         raise GanstackError(f"config: TEXT.EMBEDDING_DIM must be even (two RNN directions), got {cfg.TEXT.EMBEDDING_DIM}")
     from .variants import known_variants  # late: variants import this module

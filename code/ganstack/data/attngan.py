@@ -232,7 +232,10 @@ def attach_hard_mismatches(dataset: TextImageDataset, embedder, fraction: float,
     """GAN.HARD_MISMATCH: the dataset draws that fraction of its mismatched pairs from the k
     other-class images whose captions the text encoder finds nearest (an image's caption set
     differing in one attribute), so a matching-aware D must check every attribute, not only
-    the one that happens to differ most often between random pairs."""
+    the one that happens to differ most often between random pairs. Nothing to do when the
+    fraction is 0 or the dataset draws no mismatched pairs (evaluation sets)."""
+    if fraction <= 0 or not (dataset.wrong_image or dataset.wrong_caption):
+        return
     dataset.use_hard_mismatches(nearest_other_class(image_codes(embedder, dataset), dataset.class_ids, k), fraction)
 
 

@@ -148,8 +148,7 @@ class AttnGAN(Variant):
         if dim != cfg.TEXT.EMBEDDING_DIM:
             raise GanstackError(f"TRAIN.NET_E={cfg.TRAIN.NET_E} gives {dim}-d text features but TEXT.EMBEDDING_DIM "
                                 f"is {cfg.TEXT.EMBEDDING_DIM}; set TEXT.EMBEDDING_DIM: {dim}")
-        if getattr(dataset, "wrong_caption", False):
-            attngan.attach_hard_mismatches(dataset, self.embedder, cfg.GAN.HARD_MISMATCH, cfg.GAN.HARD_MISMATCH_K)
+        attngan.attach_hard_mismatches(dataset, self.embedder, cfg.GAN.HARD_MISMATCH, cfg.GAN.HARD_MISMATCH_K)
         self.nets.update(build_networks(cfg, dim))
         # One Adam per network, as the original (Adam is per parameter: one over all Ds is the same).
         d_params = [p for name in self.d_names for p in self.nets[name].parameters()]

@@ -132,11 +132,11 @@ class GanIntCls(Variant):
     def build(self, dataset) -> None:
         cfg, gan = self.cfg, self.cfg.GAN
         self.embedder = self._make_embedder(dataset)
-        if gan.HARD_MISMATCH > 0 and getattr(dataset, "wrong_image", False):
-            if isinstance(dataset, ReedH5Dataset):
-                raise GanstackError(f"GAN.HARD_MISMATCH={gan.HARD_MISMATCH}: needs the captions of DATA_DIR="
-                                    f"{cfg.DATA_DIR} and a text encoder; an HDF5 file of precomputed embeddings has "
-                                    "neither: set GAN.HARD_MISMATCH: 0")
+        if gan.HARD_MISMATCH > 0 and isinstance(dataset, ReedH5Dataset):
+            raise GanstackError(f"GAN.HARD_MISMATCH={gan.HARD_MISMATCH}: needs the captions of DATA_DIR="
+                                f"{cfg.DATA_DIR} and a text encoder; an HDF5 file of precomputed embeddings has "
+                                "neither: set GAN.HARD_MISMATCH: 0")
+        if not isinstance(dataset, ReedH5Dataset):
             attngan.attach_hard_mismatches(dataset, self.embedder, gan.HARD_MISMATCH, gan.HARD_MISMATCH_K)
         embed_dim = dataset.embed_dim if isinstance(dataset, ReedH5Dataset) else self.embedder.dim
         self.embed_dim = embed_dim
