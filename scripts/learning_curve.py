@@ -33,6 +33,7 @@ import json
 import math
 import os
 import platform
+import shutil
 import sys
 import textwrap
 import time
@@ -257,6 +258,31 @@ def _set_aside(paths: list[Path]) -> None:
             print(f"--restart: {p} moved to {aside}", flush=True)
 
 
+POINT_DIR = "curve_point"  # inside checkpoints/: a second name for the checkpoint of the curve's last row
+
+
+def _keep_point(ckpt_dir: Path, step: int) -> None:
+    """Give the checkpoint of the row just written a second name that the trainer's rotation
+    (TRAIN.KEEP_CHECKPOINTS) never removes, so a run stopped mid-chunk, after more periodic
+    checkpoints than it keeps, still continues from the curve's last row (a hard link: no copy)."""
+    from ganstack.engine.checkpoint import checkpoint_path, list_checkpoints
+    source = checkpoint_path(ckpt_dir, step)
+    if step <= 0 or not source.is_file():
+        return
+    folder = ckpt_dir / POINT_DIR
+    folder.mkdir(exist_ok=True)
+    kept = checkpoint_path(folder, step)
+    if not kept.is_file():
+        try:
+            os.link(source, kept)  # one atomic step
+        except OSError:  # a filesystem without hard links
+            with atomic_path(kept) as tmp:
+                shutil.copyfile(source, tmp)
+    for old in list_checkpoints(folder):
+        if old != kept:
+            old.unlink(missing_ok=True)
+
+
 def _start_point(rows: list[dict], ckpt_dir: Path, csv_path: Path) -> str | None:
     """The checkpoint the curve continues from (None: from scratch); checkpoints written after the
     curve's last row (a run stopped mid-chunk) are moved aside so they are neither resumed nor rotated in."""
@@ -271,7 +297,11 @@ def _start_point(rows: list[dict], ckpt_dir: Path, csv_path: Path) -> str | None
     last = int(rows[-1]["step"])
     target = checkpoint_path(ckpt_dir, last) if last > 0 else None
     if target is not None and not target.is_file():
-        raise GanstackError(f"{csv_path} ends at step {last} but {target} is gone; --restart to begin a new curve")
+        kept = checkpoint_path(ckpt_dir / POINT_DIR, last)
+        if not kept.is_file():
+            raise GanstackError(f"{csv_path} ends at step {last} but {target} is gone; --restart to begin a new "
+                                "curve")
+        os.link(kept, target)  # rotated away by a run stopped mid-chunk: the curve keeps its own name for it
     ahead = [p for p in found if p != target and int(p.stem.split("_")[1]) > last]
     if ahead:
         aside = ckpt_dir / "ahead_of_curve"
@@ -381,6 +411,7 @@ def run_curve(args) -> int:
                        eval_minutes=(time.perf_counter() - t0) / 60)
             rows.append(row)
             meta["real"] = _real_values(row, kind)
+            _keep_point(run_dir / "checkpoints", trainer.step)
             write_rows(csv_path, rows, COLUMNS[kind])
             write_text_atomic(meta_path, json.dumps(meta, indent=2) + "\n")
             plot_curves([(None, rows, meta)], png_path)

@@ -132,16 +132,25 @@ def test_text_to_image_curve_continues_exactly_and_redraws(tmp_path, shapes_dir,
     assert more[:3] == rows and [int(r["step"]) for r in more] == [0, 1, 2, 3]
     assert float(more[3]["train_minutes"]) > minutes[2]
     assert (run / "checkpoints/ahead_of_curve/checkpoint_00000005.pth").is_file()
+    assert [p.name for p in (run / "checkpoints/curve_point").iterdir()] == ["checkpoint_00000003.pth"]
+
+    # the last row's checkpoint rotated away (more periodic checkpoints than TRAIN.KEEP_CHECKPOINTS in a
+    # stopped chunk): the curve's own name for it continues the run
+    (run / "checkpoints/checkpoint_00000003.pth").unlink()
+    assert learning_curve.main([*args, "--max-steps", "4"]) == 0
+    _, more = read_csv(run / "learning_curve.csv")
+    assert [int(r["step"]) for r in more] == [0, 1, 2, 3, 4]
+    assert [p.name for p in (run / "checkpoints/curve_point").iterdir()] == ["checkpoint_00000004.pth"]
 
     # the chunks, their evaluations and the second process train exactly what one straight run trains
-    assert ganstack_main(["train", str(cfg), "--device", "cpu", "--set", "TRAIN.MAX_STEPS=3"]) == 0
-    curve, straight = (load_checkpoint(p / "checkpoints/checkpoint_00000003.pth") for p in (run, tmp_path / "output/tiny"))
+    assert ganstack_main(["train", str(cfg), "--device", "cpu", "--set", "TRAIN.MAX_STEPS=4"]) == 0
+    curve, straight = (load_checkpoint(p / "checkpoints/checkpoint_00000004.pth") for p in (run, tmp_path / "output/tiny"))
     assert_same(curve["nets"], straight["nets"])
     assert_same(curve["ema"], straight["ema"])
 
     # the budget reached: nothing trains; --plot-only and --compare redraw from CSVs
     capsys.readouterr()
-    assert learning_curve.main([*args, "--max-steps", "3"]) == 0
+    assert learning_curve.main([*args, "--max-steps", "4"]) == 0
     assert "already reaches the budget" in capsys.readouterr().out
     (run / "learning_curve.png").unlink()
     assert learning_curve.main(["--plot-only", str(run / "learning_curve.csv")]) == 0
