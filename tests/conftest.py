@@ -147,3 +147,12 @@ def torchrun_train(cfg: Path, logs: Path, *sets: str) -> subprocess.CompletedPro
     assert done.returncode == 0, "\n".join([done.stderr[-1500:]] + [
         f"--- {f.relative_to(logs)}\n{f.read_text()[-3000:]}" for f in sorted(logs.rglob("*.log"))])
     return done
+
+
+@pytest.fixture(scope="session")
+def workspace(tmp_path_factory):
+    """The fault suite's (tests/faults/) small shapes set, its aligned pairs, one config per family
+    and a text encoder: scripts/fault_soak.py's Workspace."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import fault_soak
+    return fault_soak.Workspace(tmp_path_factory.mktemp("faults"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 import warnings
@@ -215,17 +216,34 @@ def one_line_warnings(message, category, filename, lineno, file=None, line=None)
     return f"warning: {message}\n"
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM outside training (eval, sample, prepare): unwinds like Ctrl-C, so files being
+    written are removed (atomic writes) and nothing half-done is left looking complete."""
+
+
+def _terminate(signum, frame):
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     warnings.formatwarning = one_line_warnings
+    if args.command != "train":  # the trainer handles SIGTERM itself: a checkpoint, then exit 143
+        previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         return COMMANDS[args.command](args)
     except GanstackError as e:
         print(f"ganstack {args.command}: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:  # before training started: nothing to save
-        print(f"ganstack {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as stop:  # training has not started: nothing to save
+        name = "SIGTERM" if isinstance(stop, Terminated) else "interrupted"
+        print(f"ganstack {args.command}: {name}: stopped; what it wrote so far is incomplete (a gallery "
+              "without index.json, no report)" if args.command in ("eval", "sample") else
+              f"ganstack {args.command}: {name}: stopped", file=sys.stderr)
+        return 143 if isinstance(stop, Terminated) else 130
+    finally:
+        if args.command != "train":
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

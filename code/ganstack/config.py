@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import math
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,8 @@ DEFAULTS: dict[str, Any] = {
         "LOG_INTERVAL": 50,      # steps between scalar logs
         "IMAGE_INTERVAL": 500,   # steps between image grids in TensorBoard
         "EVAL_INTERVAL": 0,      # > 0: steps between `ganstack eval` metrics logged to TensorBoard
+        "DIST_TIMEOUT": 1800,    # seconds a torchrun process waits for the others in one collective before
+                                 # stopping (a hung peer); a dead one is noticed at once
         "DISCRIMINATOR_LR": 2e-4,
         "GENERATOR_LR": 2e-4,
         "ENCODER_LR": 2e-4,
@@ -231,8 +234,10 @@ def _nearest(key: str) -> str:
 
 def _check_type(key: str, value: Any, default: Any, source: str) -> Any:
     """Return `value` converted to the default's type, or raise naming the key."""
-    if default is None or value is None and isinstance(default, str):
+    if default is None:
         return value
+    if value is None and isinstance(default, str):
+        return ""  # `KEY:` with nothing after it
     if isinstance(default, bool):
         if isinstance(value, bool):
             return value
@@ -240,13 +245,18 @@ def _check_type(key: str, value: Any, default: Any, source: str) -> Any:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
     elif isinstance(default, float):
+        number = None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
+            number = float(value) if abs(value) < 1e308 else math.inf
+        elif isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
             try:
-                return float(value)
+                number = float(value)
             except ValueError:
                 pass
+        if number is not None:
+            if not math.isfinite(number):
+                raise GanstackError(f"{source}: {key} must be a finite number, got {value!r}")
+            return number
     elif isinstance(default, str):
         if isinstance(value, str):
             return value
@@ -264,7 +274,8 @@ def _merge(base: dict, update: dict, schema: dict, source: str, prefix: str = ""
     for key, value in update.items():
         full = prefix + str(key)
         if key not in schema:
-            raise GanstackError(f"{source}: unknown key {full}{_nearest(full)}")
+            shown = full if full.isprintable() and full.strip() == full and full else repr(full)
+            raise GanstackError(f"{source}: unknown key {shown}{_nearest(full)}")
         default = schema[key]
         if isinstance(default, dict):
             if not isinstance(value, dict):
@@ -312,11 +323,14 @@ def _read_yaml(path: Path, chain: tuple[Path, ...] = ()) -> list[tuple[Path, dic
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
-        raise GanstackError(f"{path}:{where} bad YAML ({getattr(e, 'problem', e)})") from None
+        problem = " ".join(str(getattr(e, "problem", None) or e).split())  # PyYAML's messages span lines
+        raise GanstackError(f"{path}:{where} bad YAML ({problem})") from None
     if not isinstance(data, dict):
         raise GanstackError(f"{path}: a config must be a mapping of KEY: value, got {type(data).__name__}")
     layers = []
     base = data.pop("_BASE_", None)
+    if base is not None and not isinstance(base, str):
+        raise GanstackError(f"{path}: _BASE_ must be the path of another config file, got {base!r}")
     if base:
         layers += _read_yaml((path.parent / base), chain + (path.resolve(),))
     return layers + [(path, data)]
@@ -389,7 +403,7 @@ _POSITIVE = ("TRAIN.BATCH_SIZE", "TREE.BASE_SIZE", "TREE.BRANCH_NUM", "TEXT.WORD
              "TRAIN.LOG_INTERVAL", "TRAIN.KEEP_CHECKPOINTS", "GAN.DITER", "GAN.Z_DIM", "GAN.R1_INTERVAL",
              "GAN.HARD_MISMATCH_K", "DATA.LOAD_SIZE", "DATA.CROP_SIZE", "DATA.INPUT_NC", "DATA.OUTPUT_NC",
              "PIX2PIX.NGF", "PIX2PIX.NDF",
-             "PIX2PIX.N_LAYERS_D", "PIX2PIX.NUM_D", "TRAIN.LR_STEP_EPOCHS")
+             "PIX2PIX.N_LAYERS_D", "PIX2PIX.NUM_D", "TRAIN.LR_STEP_EPOCHS", "TRAIN.DIST_TIMEOUT")
 
 
 def validate(cfg: Config) -> None:

@@ -33,14 +33,21 @@ def load_keys(data_dir: Path, split: str) -> list[str]:
         raise GanstackError(f"{path}: not found; DATA_DIR={data_dir} is not an AttnGAN-layout dataset "
                             "(run `ganstack prepare shapes` or point DATA_DIR at the data)")
     keys = load_pickle(path)
-    return [str(k) for k in keys]
+    if not isinstance(keys, (list, tuple)) or not all(isinstance(k, (str, bytes)) for k in keys):
+        raise GanstackError(f"{path}: expected a list of image keys (strings), got {type(keys).__name__}; "
+                            "re-create it with `ganstack prepare` or the dataset's own files")
+    return [k.decode("latin-1") if isinstance(k, bytes) else k for k in keys]
 
 
 def load_class_ids(data_dir: Path, split: str, n: int) -> np.ndarray:
     path = data_dir / split / "class_info.pickle"
     if not path.is_file():
         return np.arange(n)
-    ids = np.asarray(load_pickle(path), dtype=np.int64)
+    raw = load_pickle(path)
+    try:
+        ids = np.asarray(raw, dtype=np.int64).reshape(-1)
+    except (TypeError, ValueError):
+        raise GanstackError(f"{path}: expected a list of integer class ids, got {type(raw).__name__}") from None
     if len(ids) != n:
         raise GanstackError(f"{path}: has {len(ids)} class ids for {n} images in filenames.pickle")
     return ids

@@ -125,7 +125,12 @@ class ReedH5Dataset(torch.utils.data.Dataset):
             warnings.warn(f"{self.path}:{self.split}/{self.keys[index]}: unreadable image skipped ({e})",
                           stacklevel=2)
             return None
-        sample = {"images": [image], "embedding": self.embedding(index),
+        embedding = self.embedding(index)
+        if not torch.isfinite(embedding).all():  # one bad vector would turn every loss to NaN
+            warnings.warn(f"{self.path}:{self.split}/{self.keys[index]}: embedding holds NaN or inf; skipped",
+                          stacklevel=2)
+            return None
+        sample = {"images": [image], "embedding": embedding,
                   "class_id": int(self.class_ids[index]), "index": index}
         if wrong is not None:
             sample["wrong_images"] = wrong

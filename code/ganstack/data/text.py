@@ -76,7 +76,13 @@ def read_caption_file(path: Path, captions_per_image: int) -> list[list[str]]:
     """The first `captions_per_image` non-empty captions of one text/<key>.txt."""
     if not path.is_file():
         raise GanstackError(f"{path}: caption file not found (expected DATA_DIR/text/<key>.txt)")
-    raw = path.read_bytes().decode("utf-8", errors="replace")
+    data = path.read_bytes()
+    try:
+        raw = data.decode("utf-8")
+    except UnicodeDecodeError as e:  # e.g. a Latin-1 file among UTF-8 ones: its other words still count
+        raw = data.decode("utf-8", errors="replace")
+        warnings.warn(f"{path}: not UTF-8 (byte {e.start}); undecodable bytes dropped from its words",
+                      stacklevel=2)
     captions = [tokens for tokens in (tokenize(line) for line in raw.split("\n")) if tokens]
     if len(captions) < captions_per_image:
         raise GanstackError(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import re
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -37,13 +38,6 @@ def latest_checkpoint(folder: Path) -> Path | None:
     return found[-1] if found else None
 
 
-def remove_partial(folder: Path) -> None:
-    """Delete temporary files a killed writer left behind (complete checkpoints are untouched)."""
-    if folder.is_dir():
-        for p in folder.glob(".checkpoint_*.tmp"):
-            p.unlink(missing_ok=True)
-
-
 def save_checkpoint(state: dict, folder: Path, step: int, keep: int) -> Path:
     path = checkpoint_path(folder, step)
     with atomic_path(path) as tmp:
@@ -53,10 +47,23 @@ def save_checkpoint(state: dict, folder: Path, step: int, keep: int) -> Path:
     return path
 
 
+def verify_checkpoint(path: Path) -> None:
+    """Check every record of the file against the CRC-32 its zip directory holds: torch.load
+    itself reads a flipped bit in a tensor (a failing disk, a bad copy) without complaint."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
+        raise GanstackError(f"{path}: not a loadable checkpoint (damaged or not a checkpoint: {e})") from None
+    if bad is not None:
+        raise GanstackError(f"{path}: damaged checkpoint (its record {bad} fails the CRC check)")
+
+
 def load_checkpoint(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise GanstackError(f"{path}: checkpoint not found")
+    verify_checkpoint(path)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for damaged or foreign files

@@ -1,8 +1,12 @@
 """Process group set-up: one CPU/GPU process, or torchrun's many (any number of nodes)."""
 from __future__ import annotations
 
+import datetime
 import os
-from dataclasses import dataclass
+import re
+import socket
+import time
+from dataclasses import dataclass, field
 
 import torch
 import torch.distributed as dist
@@ -14,6 +18,7 @@ class DistEnv:
     world: int = 1
     local_rank: int = 0
     device: torch.device = torch.device("cpu")
+    peers: list = field(default_factory=list)  # (host, pid) of every rank: who died, when one does
 
     @property
     def is_main(self) -> bool:
@@ -24,8 +29,9 @@ class DistEnv:
         return self.world > 1
 
 
-def setup(device: str = "auto") -> DistEnv:
-    """Read torchrun's RANK/WORLD_SIZE/LOCAL_RANK; pick the device; init the group."""
+def setup(device: str = "auto", timeout_s: float = 1800) -> DistEnv:
+    """Read torchrun's RANK/WORLD_SIZE/LOCAL_RANK; pick the device; init the group, whose
+    collectives give up after `timeout_s` seconds (TRAIN.DIST_TIMEOUT) of waiting for a peer."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
@@ -36,8 +42,61 @@ def setup(device: str = "auto") -> DistEnv:
     else:
         dev = torch.device("cpu")
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if use_cuda else "gloo")
-    return DistEnv(rank, world, local_rank, dev)
+        dist.init_process_group("nccl" if use_cuda else "gloo", timeout=datetime.timedelta(seconds=timeout_s))
+    env = DistEnv(rank, world, local_rank, dev)
+    env.peers = gather_objects(env, (socket.gethostname(), os.getpid()))
+    return env
+
+
+_COMMUNICATION = ("gloo", "nccl", "connection", "timed out", "timeout", "broken pipe", "socket", "peer")
+
+
+def is_communication_error(error: BaseException) -> bool:
+    """A collective that failed because another process died, hung or became unreachable (gloo and
+    NCCL raise RuntimeError subclasses naming their transport, not the rank)."""
+    if isinstance(error, getattr(dist, "DistError", ())):
+        return True
+    return isinstance(error, RuntimeError) and any(w in str(error).lower() for w in _COMMUNICATION)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a killed worker stays a zombie until torchrun reaps it
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return True
+
+
+def error_summary(error: BaseException) -> str:
+    """The first sentence of a backend error, without gloo's source-file prefix."""
+    text = re.sub(r"^\[[^\]]*\]\s*", "", str(error).strip().split("\n")[0]) or type(error).__name__
+    return text.split(". ")[0][:160]
+
+
+def lost_peers(env: DistEnv, wait_s: float = 3.0) -> str:
+    """Which ranks are gone, as far as this process can tell: those on this host whose process no
+    longer exists (another host's processes cannot be checked from here). A dying process closes
+    its sockets before it is gone, so the check waits up to `wait_s` seconds for one to go."""
+    here = socket.gethostname()
+    local = [(rank, pid) for rank, (host, pid) in enumerate(env.peers) if rank != env.rank and host == here]
+    elsewhere = [rank for rank, (host, _) in enumerate(env.peers) if rank != env.rank and host != here]
+    deadline = time.monotonic() + wait_s
+    while True:
+        gone = [f"rank {rank} (pid {pid}) is gone" for rank, pid in local if not _alive(pid)]
+        if gone or not local or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    if gone:
+        return ", ".join(gone)
+    if elsewhere:
+        return f"a rank on another host ({', '.join(map(str, elsewhere))}) died or hung"
+    return "another rank hung or closed its connection"
 
 
 def teardown() -> None:

@@ -16,7 +16,7 @@ from torchvision.utils import make_grid
 
 from ..config import Config
 from ..errors import GanstackError
-from ..io import atomic_path, write_text_atomic
+from ..io import atomic_path, signals_deferred, write_text_atomic
 from ..visual import three_channels
 from .evaluate import load_variant
 from .trainer import run_dir_of
@@ -42,6 +42,19 @@ def save_png(image: torch.Tensor, path: Path) -> None:
     array = image.detach().float().cpu().add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8)
     with atomic_path(path) as tmp:
         Image.fromarray(array.permute(1, 2, 0).numpy()).save(tmp, format="PNG")
+
+
+def begin_gallery(out_dir: Path) -> None:
+    """A gallery is complete when its index.json and index.html exist; they are removed first and
+    written last, so one stopped half-way (SIGTERM, Ctrl-C, a crash) never looks complete."""
+    for name in ("index.json", "index.html"):
+        (out_dir / name).unlink(missing_ok=True)
+
+
+def finish_gallery(out_dir: Path, index: dict, page: str) -> None:
+    with signals_deferred():
+        write_text_atomic(out_dir / "index.json", json.dumps(index, indent=2) + "\n")
+        write_text_atomic(out_dir / "index.html", page)
 
 
 def _gallery_html(title: str, rows: list[dict], strip: dict | None) -> str:
@@ -84,6 +97,7 @@ def sample_gallery(cfg: Config, *, ckpt: str | None = None, captions: list[str] 
     if attention and not hasattr(variant, "attention_strip"):
         raise GanstackError(f"--attention: VARIANT={cfg.VARIANT} has no word attention; drop --attention")
     out_dir = Path(out) if out else run_dir_of(cfg) / "samples"
+    begin_gallery(out_dir)
     texts, cond = list(captions or []), None
     if texts:
         cond = variant.conditions_from_text(texts)
@@ -122,9 +136,8 @@ def sample_gallery(cfg: Config, *, ckpt: str | None = None, captions: list[str] 
 
     index = {"variant": cfg.VARIANT, "checkpoint": str(path), "step": state["step"], "seed": seed,
              "truncation": truncation, "rows": rows, "interpolation": strip}
-    write_text_atomic(out_dir / "index.json", json.dumps(index, indent=2) + "\n")
     title = f"{cfg.VARIANT} samples: {Path(path).name} (step {state['step']}, seed {seed})"
-    write_text_atomic(out_dir / "index.html", _gallery_html(title, rows, strip))
+    finish_gallery(out_dir, index, _gallery_html(title, rows, strip))
     return out_dir
 
 
@@ -152,6 +165,7 @@ def translation_gallery(cfg: Config, variant, path, state, *, inputs: list[str] 
         conditions += list(images)
         targets += list(variant.targets_of_split(from_split, indices))
     out_dir = Path(out) if out else run_dir_of(cfg) / "samples"
+    begin_gallery(out_dir)
     rows = []
     for i, (name, x, target) in enumerate(zip(names, conditions, targets)):
         files = [f"{i:03d}_input.png"]
@@ -167,7 +181,6 @@ def translation_gallery(cfg: Config, variant, path, state, *, inputs: list[str] 
         caption = f"{name}: input, {per_input} output(s)" + (", target" if target is not None else "")
         rows.append({"caption": caption, "files": files})
     index = {"variant": cfg.VARIANT, "checkpoint": str(path), "step": state["step"], "seed": seed, "rows": rows}
-    write_text_atomic(out_dir / "index.json", json.dumps(index, indent=2) + "\n")
     title = f"{cfg.VARIANT} translations: {Path(path).name} (step {state['step']}, seed {seed})"
-    write_text_atomic(out_dir / "index.html", _gallery_html(title, rows, None))
+    finish_gallery(out_dir, index, _gallery_html(title, rows, None))
     return out_dir

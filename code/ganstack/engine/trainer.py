@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import os
 import random
 import shutil
 import signal
+import sys
 import time
 from pathlib import Path
 from typing import Callable
@@ -27,11 +29,11 @@ from torch import nn
 
 from ..config import Config, dump_config
 from ..errors import GanstackError
-from ..io import write_text_atomic
+from ..io import remove_leftovers, write_failure_reason, write_text_atomic
 from ..variants import get_variant
 from ..variants.base import Variant, unwrap
 from . import distributed
-from .checkpoint import (latest_checkpoint, load_checkpoint, remove_partial, rng_state, save_checkpoint,
+from .checkpoint import (latest_checkpoint, list_checkpoints, load_checkpoint, rng_state, save_checkpoint,
                          set_rng_state)
 from .ema import EMA
 from .logger import Logger
@@ -64,7 +66,7 @@ def seed_everything(seed: int) -> None:
 class Trainer:
     def __init__(self, cfg: Config, *, device: str = "auto", resume: str | None = None, restart: bool = False):
         self.cfg = cfg
-        self.env = distributed.setup(device)
+        self.env = distributed.setup(device, cfg.TRAIN.DIST_TIMEOUT)
         self.run_dir = run_dir_of(cfg)
         self.ckpt_dir = self.run_dir / "checkpoints"
         self.stop_signal: int | None = None
@@ -118,11 +120,13 @@ class Trainer:
 
     def _resume(self, explicit: str | None) -> Path | None:
         if self.env.is_main:
-            remove_partial(self.ckpt_dir)
-        path = Path(explicit) if explicit else latest_checkpoint(self.ckpt_dir)
+            remove_leftovers(self.run_dir)  # what a kill -9 mid-write left (checkpoints, exports, config)
+        if explicit:
+            path, state = Path(explicit), load_checkpoint(explicit)  # damaged: one line, no fallback
+        else:
+            path, state = self._latest_loadable()
         if path is None:
             return None
-        state = load_checkpoint(path)
         if state.get("variant") != self.cfg.VARIANT:
             raise GanstackError(f"{path}: checkpoint of variant {state.get('variant')!r}, but the config says "
                                 f"VARIANT={self.cfg.VARIANT!r}; use --restart or another RUN_NAME")
@@ -149,6 +153,29 @@ class Trainer:
             set_rng_state(rngs[self.env.rank])
         return path
 
+    def _latest_loadable(self) -> tuple[Path | None, dict | None]:
+        """The newest checkpoint that loads. Damaged newer ones (a truncated copy, a failing disk)
+        are named, renamed to *.damaged (kept, out of rotation) and skipped."""
+        found = list_checkpoints(self.ckpt_dir)
+        damaged, path, state = [], None, None
+        for candidate in reversed(found):
+            try:
+                path, state = candidate, load_checkpoint(candidate)
+                break
+            except GanstackError as e:
+                damaged.append((candidate, str(e)))
+                path = None
+        distributed.barrier(self.env)  # every rank has read before rank 0 renames
+        if damaged and path is None:
+            raise GanstackError(f"{self.ckpt_dir}: no checkpoint loads ({damaged[0][1]}); nothing to resume: "
+                                "--restart to begin anew (the run folder is set aside, not deleted)")
+        if self.env.is_main:
+            for bad, why in damaged:
+                os.replace(bad, bad.with_name(bad.name + ".damaged"))
+                print(f"warning: {why}: renamed to {bad.name}.damaged; resuming from {path.name}",
+                      file=sys.stderr, flush=True)
+        return path, state
+
     # ------------------------------------------------------------ checkpoints
     def _state(self) -> dict:
         rngs = distributed.gather_objects(self.env, rng_state())
@@ -167,12 +194,23 @@ class Trainer:
         }
 
     def save(self) -> Path | None:
+        """Write the checkpoint (and the variant's exports). A failed write (disk full, quota, file
+        size limit) stops training: a run must never go on without checkpoints."""
         state = self._state()  # collective: every rank takes part
-        path = None
+        path, failure = None, None
         if self.env.is_main:
-            path = save_checkpoint(state, self.ckpt_dir, self.step, self.cfg.TRAIN.KEEP_CHECKPOINTS)
-            self.variant.export(self.run_dir)
-        distributed.barrier(self.env)
+            try:
+                path = save_checkpoint(state, self.ckpt_dir, self.step, self.cfg.TRAIN.KEEP_CHECKPOINTS)
+                self.variant.export(self.run_dir)
+            except (OSError, RuntimeError) as e:  # torch.save raises RuntimeError on a full disk
+                failure = e
+        if distributed.any_rank(self.env, failure is not None):
+            previous = latest_checkpoint(self.ckpt_dir)
+            why = write_failure_reason(self.ckpt_dir, failure) if failure is not None else "on rank 0"
+            raise GanstackError(f"{self.ckpt_dir}: could not write the checkpoint of step {self.step} ({why}); "
+                                "training stopped rather than go on without checkpoints; "
+                                + (f"{previous.name} is intact: " if previous else "")
+                                + "free space and run the same command to resume")
         return path
 
     # ------------------------------------------------------------------- loop
@@ -221,6 +259,17 @@ class Trainer:
         except NonFiniteLoss as e:
             last = latest_checkpoint(self.ckpt_dir)
             raise GanstackError(f"{e}; training stopped, last good checkpoint: {last or 'none yet'}") from None
+        except Exception as e:
+            if not (env.distributed and distributed.is_communication_error(e)):
+                raise
+            # torchrun sends SIGTERM to the survivors as soon as it notices the dead worker; this
+            # process is stopping anyway and must live long enough to say why, so it ignores it.
+            previous[signal.SIGTERM] = signal.SIG_IGN
+            last = latest_checkpoint(self.ckpt_dir)
+            raise GanstackError(f"rank {env.rank}: lost contact with the other processes at step {self.step}: "
+                                f"{distributed.lost_peers(env)} ({distributed.error_summary(e)}); training stopped, "
+                                f"the last checkpoint is {last or 'none yet'}: run the same command to "
+                                "resume") from None
         finally:
             for s, handler in previous.items():
                 signal.signal(s, handler)
@@ -234,18 +283,26 @@ class Trainer:
         images_seen, busy, data_wait, skipped = 0, 0.0, 0.0, 0
         while self.step < self.total_steps:
             batches = iter(self._loader())
+            fetched = trained = 0  # batches and steps of this epoch (in this call)
             while self.step < self.total_steps:
                 t0 = time.perf_counter()
                 batch = next(batches, None)
                 t1 = time.perf_counter()
                 if batch is None:  # epoch exhausted
+                    if distributed.any_rank(env, fetched == self.steps_per_epoch and trained == 0):
+                        raise GanstackError(f"DATA_DIR={cfg.DATA_DIR}: not one readable training batch in a whole "
+                                            f"epoch ({skipped} images skipped as unreadable so far); check the "
+                                            "image files (the warnings above name them)")
                     self._end_epoch_plateau()
                     self.epoch, self.pos = self.epoch + 1, 0
                     break
-                self.pos += 1
+                self.pos, fetched = self.pos + 1, fetched + 1
                 skipped += batch.get("skipped", 0)
-                if batch.get("size", 1) == 0:
+                # every process skips together: one skipping alone would pair its collectives with
+                # the others' next step and hang the run
+                if distributed.any_rank(env, batch.get("size", 1) == 0):
                     continue
+                trained += 1
                 self._set_lr()
                 self.updater.step = self.step
                 scalars = self.variant.train_step(_to_device(batch, env.device), self.step, self.updater)

@@ -395,9 +395,13 @@ def load_meta(data_dir: str | Path) -> dict:
         raise GanstackError(f"{path}: not found; {data_dir} is not a complete shapes set "
                             f"(run `ganstack prepare shapes --out {data_dir}`)")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise GanstackError(f"{path}: not valid JSON ({e}); delete the folder and prepare it again") from None
+    if not isinstance(meta, dict):
+        raise GanstackError(f"{path}: expected a JSON object, got {type(meta).__name__}; delete the folder "
+                            "and prepare it again")
+    return meta
 
 
 def _write_sample(out: Path, key: str, image: Image.Image, labelmap: np.ndarray, captions: list[str]) -> None:

@@ -20,7 +20,7 @@ from PIL import Image
 
 from ...errors import GanstackError
 from ...io import atomic_path, write_text_atomic
-from ..pickles import load_pickle
+from ..attngan import load_keys
 from .shapes import NUM_CLASSES, class_name, level_of, load_meta
 
 ALIGNED_VERSION = 1
@@ -63,7 +63,7 @@ def export_aligned(shapes_dir: str | Path, out_dir: str | Path) -> Path:
               "source": {**{k: meta[k] for k in ("version", "size", "num_train", "num_test", "seed")},
                          "level": level_of(meta)}}
     if (out / "meta.json").is_file():
-        have = json.loads((out / "meta.json").read_text(encoding="utf-8"))
+        have = load_meta(out)
         have = {k: have.get(k) for k in params}
         if isinstance(have["source"], dict):
             have["source"] = {"level": "scenes", **have["source"]}  # pairs exported before levels existed
@@ -72,7 +72,7 @@ def export_aligned(shapes_dir: str | Path, out_dir: str | Path) -> Path:
         raise GanstackError(f"{out}: holds aligned pairs of another shapes set; delete it or choose another --out")
     counts = {}
     for split in ("train", "test"):
-        keys = [str(k) for k in load_pickle(src / split / "filenames.pickle")]
+        keys = load_keys(src, split)
         for key in keys:
             photo = np.asarray(Image.open(src / "images" / f"{key}.jpg").convert("RGB"))
             labels = np.asarray(Image.open(src / "labelmaps" / f"{key}.png"))
@@ -93,7 +93,7 @@ def load_aligned_meta(data_dir: str | Path) -> dict:
     if not path.is_file():
         raise GanstackError(f"{path}: not found; {data_dir} is not an exported shapes pair set "
                             f"(run `ganstack prepare shapes --aligned --out {data_dir}`)")
-    meta = json.loads(path.read_text(encoding="utf-8"))
+    meta = load_meta(data_dir)
     if meta.get("dataset") != "shapes_aligned":
         raise GanstackError(f"{path}: not a shapes pair set (dataset {meta.get('dataset')!r})")
     return meta
