@@ -340,10 +340,12 @@ def ddp_worker_death(ws: Workspace, family: str, rng: random.Random) -> dict:
     logs = ws.run_dir(run).with_suffix(".torchrun")
     log = ws.run_dir(run).with_suffix(".log")
     log.parent.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "--log-dir", str(logs), "--tee", "3", *ws.command(family, run, "TRAIN.MAX_STEPS=100000",
-                                                              "TRAIN.BATCH_SIZE=4", "TRAIN.SNAPSHOT_INTERVAL=2")[1:]]
-    proc = ws.popen(cmd, log)
+    def torchrun(*sets: str, launcher: tuple[str, ...] = ()) -> list[str]:
+        return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", *launcher,
+                *ws.command(family, run, "TRAIN.BATCH_SIZE=4", *sets)[1:]]  # [1:]: without the python
+
+    proc = ws.popen(torchrun("TRAIN.MAX_STEPS=100000", "TRAIN.SNAPSHOT_INTERVAL=2",
+                             launcher=("--log-dir", str(logs), "--tee", "3")), log)
     at = rng.randrange(2, 9)
     try:
         wait_for_step(proc, log, at)
@@ -371,8 +373,7 @@ def ddp_worker_death(ws: Workspace, family: str, rng: random.Random) -> dict:
     from ganstack.engine.checkpoint import latest_checkpoint, load_checkpoint
     last = latest_checkpoint(ws.run_dir(run) / "checkpoints")
     step = load_checkpoint(last)["step"] if last else 0
-    again = subprocess.run([*cmd[:cmd.index("--log-dir")], *ws.command(family, run, f"TRAIN.MAX_STEPS={step + 2}",
-                                                                        "TRAIN.BATCH_SIZE=4")[1:]],
+    again = subprocess.run(torchrun(f"TRAIN.MAX_STEPS={step + 2}"),
                            capture_output=True, text=True, timeout=PROCESS_TIMEOUT_S, cwd=ROOT,
                            env=dict(os.environ, OMP_NUM_THREADS="1"))
     check(again.returncode == 0 and f"step {step + 2} " in again.stdout,

@@ -247,7 +247,10 @@ def _check_type(key: str, value: Any, default: Any, source: str) -> Any:
     elif isinstance(default, float):
         number = None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            number = float(value) if abs(value) < 1e308 else math.inf
+            try:
+                number = float(value)
+            except OverflowError:  # an integer beyond any float
+                number = math.inf
         elif isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
             try:
                 number = float(value)

@@ -118,16 +118,16 @@ class ReedH5Dataset(torch.utils.data.Dataset):
     def __getitem__(self, item):
         index, seed = item if isinstance(item, tuple) else (item, 0)
         rng = np.random.default_rng(seed)
+        embedding = self.embedding(index)
+        if not torch.isfinite(embedding).all():  # one bad vector would turn every loss to NaN
+            warnings.warn(f"{self.path}:{self.split}/{self.keys[index]}: embedding holds NaN or inf; skipped",
+                          stacklevel=2)
+            return None
         try:
             image = self._image(index, rng)
             wrong = self._image(other_class_index(self.class_ids, index, rng), rng) if self.wrong_image else None
         except (OSError, ValueError, SyntaxError) as e:
             warnings.warn(f"{self.path}:{self.split}/{self.keys[index]}: unreadable image skipped ({e})",
-                          stacklevel=2)
-            return None
-        embedding = self.embedding(index)
-        if not torch.isfinite(embedding).all():  # one bad vector would turn every loss to NaN
-            warnings.warn(f"{self.path}:{self.split}/{self.keys[index]}: embedding holds NaN or inf; skipped",
                           stacklevel=2)
             return None
         sample = {"images": [image], "embedding": embedding,
