@@ -32,13 +32,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("prepare", help="generate an embedded dataset in its real on-disk format")
-    p.add_argument("dataset", choices=["shapes"], help="which embedded dataset")
+    p.add_argument("dataset", choices=["shapes", "photos"],
+                   help="shapes: coloured objects with captions, boxes and label maps (text-to-image, pix2pix); "
+                        "photos: the photographs installed with scikit-image and scikit-learn as a DIV2K-style "
+                        "HR folder (super-resolution; --out only)")
     p.add_argument("--level", default="scenes", choices=["single", "scenes", "crowded"],
                    help="single: one object on a plain background (the CPU proving ground); scenes (default): "
                         "1-3 objects in a 3x3 grid; crowded: 3-8 touching, overlapping objects at 128 px")
     p.add_argument("--out", default=None,
                    help="output folder (default: data/shapes, data/shapes_single or data/shapes_crowded by "
-                        "level; data/shapes_aligned with --aligned)")
+                        "level; data/shapes_aligned with --aligned; data/photos)")
     p.add_argument("--aligned", action="store_true",
                    help="also export label-map -> photo pairs in pix2pix's aligned A|B format into --out "
                         "(the scenes come from --source, generated there first when missing)")
@@ -105,6 +108,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 # ------------------------------------------------------------------ commands
 def cmd_prepare(args) -> int:
+    if args.dataset == "photos":
+        from .data.synthetic.photos import DEFAULT_DIR, prepare_photos
+        out = prepare_photos(args.out or DEFAULT_DIR)
+        print(f"photos: {out}/photos_train_HR (train) and {out}/photos_valid_HR (test), PNG")
+        return 0
     from .data.synthetic.shapes import default_dir, load_meta, prepare_shapes
     scenes = (args.source or default_dir(args.level)) if args.aligned else (args.out or default_dir(args.level))
     out = prepare_shapes(scenes, level=args.level, num_train=args.num_train, num_test=args.num_test,
@@ -122,6 +130,13 @@ def ensure_data(cfg) -> None:
     """Generate the embedded shapes set (or its pix2pix pairs, DATASET_NAME shapes_aligned, cut from
     the shapes set beside it) when the config points at a missing one."""
     data_dir = Path(cfg.DATA_DIR)
+    if cfg.DATASET_NAME == "photos":
+        if not (data_dir / "meta.json").is_file() and int(os.environ.get("RANK", "0")) == 0:
+            from .data.synthetic.photos import prepare_photos
+            print(f"preparing photos in {data_dir} (first run only)", flush=True)
+            prepare_photos(data_dir)
+        _wait_for(data_dir)
+        return
     if cfg.DATASET_NAME not in ("shapes", "shapes_aligned") or data_dir.is_file():
         return  # not shapes, or a converted file (e.g. shapes.h5)
     if (data_dir / "meta.json").is_file():
@@ -145,12 +160,16 @@ def ensure_data(cfg) -> None:
             from .data.synthetic.shapes_aligned import export_aligned
             print(f"exporting label-map -> photo pairs of {scenes} into {data_dir} (first run only)", flush=True)
             export_aligned(scenes, data_dir)
-    else:  # other torchrun ranks wait for rank 0's generator
-        deadline = time.time() + 1800
-        while not (data_dir / "meta.json").is_file():
-            if time.time() > deadline:
-                raise GanstackError(f"{data_dir}: rank 0 did not finish preparing shapes in 30 min")
-            time.sleep(1)
+    _wait_for(data_dir)
+
+
+def _wait_for(data_dir: Path) -> None:
+    """Other torchrun ranks wait for rank 0's generator (meta.json is written last)."""
+    deadline = time.time() + 1800
+    while not (data_dir / "meta.json").is_file():
+        if time.time() > deadline:
+            raise GanstackError(f"{data_dir}: rank 0 did not finish preparing the embedded data in 30 min")
+        time.sleep(1)
 
 
 def cmd_train(args) -> int:

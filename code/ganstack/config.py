@@ -145,6 +145,33 @@ DEFAULTS: dict[str, Any] = {
         "LAMBDA_FEAT": 0.0,      # D feature matching (pix2pixHD: 10)
         "POOL_SIZE": 0,          # buffer of past fakes shown to D (pix2pix 0, CycleGAN 50)
     },
+    "SR": {                      # super-resolution family (srresnet, srgan, srcnn); defaults are SRGAN's paper
+        "SCALE": 4,              # 2 | 4 | 8
+        "HR_CROP": 96,           # training crops of the HR image (LR crops are HR_CROP / SCALE)
+        "CROPS_PER_IMAGE": 20,   # random crops taken from each HR image in one epoch
+        "AUGMENT": True,         # random horizontal / vertical flips and 90-degree rotations of the crops
+        "CHANNELS": "rgb",       # rgb | y (the networks see BT.601 luma only; colour comes from bicubic)
+        "DOWNSAMPLE": "matlab",  # LR made on the fly (no LR folder): matlab (imresize bicubic) | pil
+        "CACHE_IMAGES": False,   # keep decoded images in memory (small sets: the embedded photos)
+        "TEST_DIR": "",          # the test split's folder (e.g. a Set5 benchmark folder); empty: DATA_DIR's
+        "EVAL_BORDER": -1,       # pixels cut from each side before PSNR/SSIM; -1: the scale
+        "NUM_BLOCKS": 16,        # SRResNet residual blocks
+        "WIDTH": 64,             # SRResNet channels
+        "D_WIDTH": 64,           # SRGAN D's first width (64 -> 512)
+        "D_DENSE": 1024,         # SRGAN D's dense layer
+        "SRCNN_WIDTHS": [64, 32],
+        "SRCNN_KERNELS": [9, 1, 5],
+        "OPTIMIZER": "adam",     # srcnn: adam | sgd (the paper's: momentum 0.9, the last layer's rate x 0.1)
+        "LOSS_WEIGHTS": "paper", # srgan: paper (VGG54 x 0.006 + 1e-3 adversarial) | leftthomas (+ MSE x 1,
+                                 # TV x 2e-8) | tensorlayer (MSE x 1 + VGG x 2e-6 + 1e-3 adversarial) | custom
+                                 # (the four coefficients below; they are read only with custom)
+        "MSE_COEF": 0.0,
+        "VGG_COEF": 0.006,       # the paper rescales VGG features by 1/12.75: MSE x 1/12.75^2
+        "ADV_COEF": 0.001,
+        "TV_COEF": 0.0,
+        "VGG_LAYER": "relu5_4",  # the paper's VGG54; e.g. relu2_2 for VGG22
+        "VGG_WEIGHTS": "models/vgg19-dcbb9e9d.pth",  # torchvision vgg19 state dict (features.* keys suffice)
+    },
     "TEXT": {
         "CAPTIONS_PER_IMAGE": 10,
         "EMBEDDING_DIM": 256,
@@ -399,6 +426,11 @@ _CHOICES = {
     "PIX2PIX.NET_D": ("basic", "n_layers", "pixel", "multiscale"),
     "PIX2PIX.NORM": ("batch", "instance", "none"),
     "PIX2PIX.INIT_TYPE": ("normal", "xavier", "kaiming", "orthogonal"),
+    "SR.SCALE": (2, 4, 8),
+    "SR.CHANNELS": ("rgb", "y"),
+    "SR.DOWNSAMPLE": ("matlab", "pil"),
+    "SR.OPTIMIZER": ("adam", "sgd"),
+    "SR.LOSS_WEIGHTS": ("paper", "leftthomas", "tensorlayer", "custom"),
 }
 _POSITIVE = ("TRAIN.BATCH_SIZE", "TREE.BASE_SIZE", "TREE.BRANCH_NUM", "TEXT.WORDS_NUM",
              "TEXT.CAPTIONS_PER_IMAGE", "TEXT.EMBEDDING_DIM", "TRAIN.SNAPSHOT_INTERVAL", "EVAL.IMAGES_PER_CAPTION",
@@ -406,13 +438,14 @@ _POSITIVE = ("TRAIN.BATCH_SIZE", "TREE.BASE_SIZE", "TREE.BRANCH_NUM", "TEXT.WORD
              "TRAIN.LOG_INTERVAL", "TRAIN.KEEP_CHECKPOINTS", "GAN.DITER", "GAN.Z_DIM", "GAN.R1_INTERVAL",
              "GAN.HARD_MISMATCH_K", "DATA.LOAD_SIZE", "DATA.CROP_SIZE", "DATA.INPUT_NC", "DATA.OUTPUT_NC",
              "PIX2PIX.NGF", "PIX2PIX.NDF",
-             "PIX2PIX.N_LAYERS_D", "PIX2PIX.NUM_D", "TRAIN.LR_STEP_EPOCHS", "TRAIN.DIST_TIMEOUT")
+             "PIX2PIX.N_LAYERS_D", "PIX2PIX.NUM_D", "TRAIN.LR_STEP_EPOCHS", "TRAIN.DIST_TIMEOUT",
+             "SR.HR_CROP", "SR.CROPS_PER_IMAGE", "SR.NUM_BLOCKS", "SR.WIDTH", "SR.D_WIDTH", "SR.D_DENSE")
 
 
 def validate(cfg: Config) -> None:
     for key, choices in _CHOICES.items():
         if cfg.get_path(key) not in choices:
-            raise GanstackError(f"config: {key}={cfg.get_path(key)!r} is not one of {', '.join(choices)}")
+            raise GanstackError(f"config: {key}={cfg.get_path(key)!r} is not one of {', '.join(map(str, choices))}")
     for key in _POSITIVE:
         value = cfg.get_path(key)
         if isinstance(value, (int, float)) and value <= 0:
@@ -422,6 +455,7 @@ def validate(cfg: Config) -> None:
     if not 0 <= cfg.GAN.HARD_MISMATCH <= 1:
         raise GanstackError(f"config: GAN.HARD_MISMATCH must lie in [0, 1] (0 turns it off), "
                             f"got {cfg.GAN.HARD_MISMATCH}")
+    _validate_sr(cfg.SR)
     if cfg.TEXT.EMBEDDING_DIM % 2:
         raise GanstackError(f"config: TEXT.EMBEDDING_DIM must be even (two RNN directions), got {cfg.TEXT.EMBEDDING_DIM}")
     from .variants import known_variants  # late: variants import this module
@@ -429,6 +463,26 @@ def validate(cfg: Config) -> None:
         match = difflib.get_close_matches(cfg.VARIANT, known_variants(), n=1)
         hint = f"; did you mean {match[0]}?" if match else ""
         raise GanstackError(f"config: VARIANT={cfg.VARIANT!r} is not one of {', '.join(known_variants())}{hint}")
+
+
+def _validate_sr(sr: Config) -> None:
+    if sr.LOSS_WEIGHTS != "custom":
+        for key in ("MSE_COEF", "VGG_COEF", "ADV_COEF", "TV_COEF"):
+            if sr[key] != DEFAULTS["SR"][key]:
+                raise GanstackError(f"config: SR.{key}={sr[key]} is read only with SR.LOSS_WEIGHTS=custom (now "
+                                    f"{sr.LOSS_WEIGHTS}); set SR.LOSS_WEIGHTS: custom to weigh the terms yourself")
+    if len(sr.SRCNN_WIDTHS) != 2 or len(sr.SRCNN_KERNELS) != 3 or \
+            not all(isinstance(v, int) and v > 0 for v in [*sr.SRCNN_WIDTHS, *sr.SRCNN_KERNELS]):
+        raise GanstackError(f"config: SR.SRCNN_WIDTHS (two widths) and SR.SRCNN_KERNELS (three odd sizes) must be "
+                            f"positive integers, got {sr.SRCNN_WIDTHS} and {sr.SRCNN_KERNELS}")
+    if any(k % 2 == 0 for k in sr.SRCNN_KERNELS):
+        raise GanstackError(f"config: SR.SRCNN_KERNELS={sr.SRCNN_KERNELS}: kernels must be odd (same-size padding)")
+    from .nets.vgg import layer_indices  # late: torch
+    if sr.VGG_LAYER not in layer_indices():
+        raise GanstackError(f"config: SR.VGG_LAYER={sr.VGG_LAYER!r} is not a VGG19 layer; use conv<i>_<j> or "
+                            "relu<i>_<j> with i 1-5 (the paper's relu5_4, or relu2_2)")
+    if sr.HR_CROP % sr.SCALE:
+        raise GanstackError(f"config: SR.HR_CROP={sr.HR_CROP} must be a multiple of SR.SCALE={sr.SCALE}")
 
 
 def dump_config(cfg: Config) -> str:

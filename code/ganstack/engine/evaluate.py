@@ -23,8 +23,10 @@ from .trainer import run_dir_of, seed_everything
 
 def load_variant(cfg: Config, ckpt: str | Path | None, device: str = "auto"):
     """The variant of `cfg` with the weights of `ckpt`, else TRAIN.NET_G, else the run's latest
-    checkpoint; EMA nets when kept. TRAIN.NET_G may also be a bare generator state dict."""
-    chosen = ckpt or cfg.TRAIN.NET_G
+    checkpoint; EMA nets when kept. TRAIN.NET_G may also be a bare generator state dict (not for
+    variants whose TRAIN.NET_G is the generator's starting point, as SRGAN's)."""
+    uses_net_g = not getattr(get_variant(cfg.VARIANT), "net_g_initialises", False)  # SRGAN: NET_G starts training
+    chosen = ckpt or (cfg.TRAIN.NET_G if uses_net_g else "")
     path = Path(chosen) if chosen else latest_checkpoint(run_dir_of(cfg) / "checkpoints")
     if path is None:
         raise GanstackError(f"no checkpoint in {run_dir_of(cfg) / 'checkpoints'}: train first, or pass --ckpt PATH "

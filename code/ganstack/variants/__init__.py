@@ -8,6 +8,9 @@ _VARIANTS = {
     "damsm": "ganstack.variants.damsm:DAMSM",
     "gan_int_cls": "ganstack.variants.gan_int_cls:GanIntCls",
     "pix2pix": "ganstack.variants.pix2pix:Pix2Pix",
+    "srcnn": "ganstack.variants.srcnn:SRCNNVariant",
+    "srgan": "ganstack.variants.srgan:SRGANVariant",
+    "srresnet": "ganstack.variants.srresnet:SRResNetVariant",
 }
 
 

@@ -1,0 +1,96 @@
+"""PSNR and SSIM of super-resolved images, with the protocol of the SR papers stated in the report.
+
+  channel     Y of ITU-R BT.601 (MATLAB's rgb2ycbcr: Y in [16, 235], computed in float from the
+              8-bit RGB, not rounded), as SRCNN, SRGAN and the benchmark tables; and RGB
+  border      SR.EVAL_BORDER pixels cut from every side before scoring (-1: the scale, as SRGAN
+              and EDSR); the report states it
+  PSNR        10 log10(255^2 / MSE) per image over the cropped pixels, averaged over the images
+  SSIM        scikit-image's structural_similarity with the settings of Wang et al. 2004 that the
+              papers' MATLAB code uses: Gaussian window sigma 1.5 (11 x 11), K1 0.01, K2 0.03,
+              population (not sample) covariance, data range 255; RGB: the mean over channels
+  images      outputs and targets as 8-bit images (rounded), as they are saved and as the papers
+              score them
+The bicubic row upscales the same LR inputs with MATLAB's imresize (ganstack.imaging).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from ..imaging import bicubic_upscale, rgb_to_y
+from .distribution import to_uint8
+
+
+def _crop(x: np.ndarray, border: int) -> np.ndarray:
+    return x[..., border:x.shape[-2] - border, border:x.shape[-1] - border] if border else x
+
+
+def psnr(a: np.ndarray, b: np.ndarray, peak: float = 255.0) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return math.inf if mse == 0 else 10 * math.log10(peak * peak / mse)
+
+
+def ssim(a: np.ndarray, b: np.ndarray) -> float:
+    """SSIM of (H, W) or (C, H, W) images in 0..255 (float)."""
+    from skimage.metrics import structural_similarity
+    kwargs = dict(data_range=255.0, gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
+    if a.ndim == 3:
+        return float(structural_similarity(a.transpose(1, 2, 0), b.transpose(1, 2, 0), channel_axis=-1, **kwargs))
+    return float(structural_similarity(a, b, **kwargs))
+
+
+def luma(rgb_u8: torch.Tensor) -> np.ndarray:
+    """(3, H, W) uint8 -> (H, W) float64 BT.601 Y in [16, 235]."""
+    return rgb_to_y(rgb_u8.double() / 255)[0].mul(255).numpy()
+
+
+def image_scores(output_u8: torch.Tensor, target_u8: torch.Tensor, border: int) -> dict[str, float]:
+    """PSNR and SSIM on Y and on RGB of one (3, H, W) uint8 image against its target."""
+    y_out, y_ref = _crop(luma(output_u8), border), _crop(luma(target_u8), border)
+    rgb_out = _crop(output_u8.numpy().astype(np.float64), border)
+    rgb_ref = _crop(target_u8.numpy().astype(np.float64), border)
+    return {"psnr_y": psnr(y_out, y_ref), "ssim_y": ssim(y_out, y_ref),
+            "psnr_rgb": psnr(rgb_out, rgb_ref), "ssim_rgb": ssim(rgb_out, rgb_ref)}
+
+
+def _mean(rows: list[dict[str, float]]) -> dict[str, float]:
+    return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]} if rows else {}
+
+
+def sr_metrics(cfg, variant, split: str) -> dict:
+    """The model's and bicubic's PSNR/SSIM over every image of `split`, whole images one at a time."""
+    dataset = variant.dataset(split, train=False)
+    scale = cfg.SR.SCALE
+    border = scale if cfg.SR.EVAL_BORDER < 0 else cfg.SR.EVAL_BORDER
+    model, bicubic, per_image, skipped = [], [], [], 0
+    for i in range(len(dataset)):
+        item = dataset[i]
+        if item is None:
+            skipped += 1
+            continue
+        target = to_uint8(item["hr"])
+        output = to_uint8(variant.sample(item["lr"][None])[0].cpu())
+        baseline = to_uint8(bicubic_upscale(item["lr"], scale))
+        model.append(image_scores(output, target, border))
+        bicubic.append(image_scores(baseline, target, border))
+        per_image.append({"image": dataset.path(i).name, **model[-1], "bicubic": bicubic[-1]})
+    root = cfg.SR.TEST_DIR if split != "train" and cfg.SR.TEST_DIR else cfg.DATA_DIR
+    return {
+        "protocol": {
+            "split": split, "data": str(root), "layout": dataset.layout, "images": len(model),
+            "unreadable_skipped": skipped, "scale": scale, "border_cropped": border,
+            "lr_images": "given" if dataset.lr_dir is not None else f"made by {cfg.SR.DOWNSAMPLE} bicubic "
+                         "(antialiased, rounded to 8 bits)",
+            "hr_images": "cropped to multiples of the scale (bottom/right)",
+            "channels": "Y (BT.601, [16, 235], float from 8-bit RGB) and RGB; 8-bit outputs (rounded)",
+            "psnr": "per image, peak 255, then the mean",
+            "ssim": "scikit-image structural_similarity: gaussian sigma 1.5, K1 0.01, K2 0.03, population "
+                    "covariance, data range 255; RGB: mean over channels",
+            "network_channels": cfg.SR.CHANNELS,
+        },
+        **_mean(model),
+        "bicubic": _mean(bicubic),
+        "per_image": per_image,
+    }
