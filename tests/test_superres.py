@@ -276,3 +276,29 @@ def test_bad_sr_inputs_are_one_line_errors(tmp_path, capsys):
     for bad in (dict(SR__SCALE=3), dict(SR__HR_CROP=18), dict(SR__VGG_LAYER="relu9_9")):
         assert train(tiny_cfg(tmp_path / "g", "srgan", good), *sets(**bad)) == 2
         one_line_error(capsys, next(iter(bad)).replace("__", "."))
+
+
+def test_sample_upscale_passes_text_to_image_outputs_through_a_sr_model(tmp_path, div2k, capsys):
+    from ganstack.data.synthetic.shapes import prepare_shapes
+    from conftest import write_random_damsm
+    from test_gan_int_cls import tiny_cfg as gan_int_cls_cfg
+    sr = tiny_cfg(tmp_path / "sr", "srresnet", div2k)
+    assert train(sr) == 0
+    shapes = prepare_shapes(tmp_path / "shapes", num_train=16, num_test=4, size=32, seed=0)
+    (tmp_path / "damsm").mkdir()
+    net_e = write_random_damsm(shapes, tmp_path / "damsm", image_encoder=False) / "text_encoder.pth"
+    t2i = gan_int_cls_cfg(tmp_path / "t2i", shapes, net_e)
+    assert train(t2i, *sets(TRAIN__MAX_STEPS=1)) == 0
+    checkpoint = latest_checkpoint(tmp_path / "sr/output/srresnet/checkpoints")
+    for spec in (sr, checkpoint):  # a config (its run's latest checkpoint) or a checkpoint file
+        out = tmp_path / f"gallery_{Path(spec).suffix[1:]}"
+        assert main(["sample", str(t2i), "--device", "cpu", "--caption", "a red circle", "--n", "2",
+                     "--upscale", str(spec), "--out", str(out)]) == 0
+        assert Image.open(out / "caption_000_01.png").size == (32, 32)
+        assert Image.open(out / "caption_000_01_x4.png").size == (128, 128)
+        row = json.loads((out / "index.json").read_text())["rows"][0]
+        assert row["upscaled"] == ["caption_000_00_x4.png", "caption_000_01_x4.png"]
+        assert "caption_000_01_x4.png" in (out / "index.html").read_text()
+    capsys.readouterr()
+    assert main(["sample", str(t2i), "--device", "cpu", "--caption", "a red circle", "--upscale", str(t2i)]) == 2
+    one_line_error(capsys, "--upscale", "not a super-resolution model")

@@ -91,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--attention", action="store_true",
                    help="also write each caption's per-word attention maps of every stage, words "
                         "under the maps (AttnGAN): caption_NNN_attention.png")
+    p.add_argument("--upscale", metavar="CFG_OR_CKPT",
+                   help="text-to-image: also pass every image through a super-resolution model (its config, "
+                        "e.g. cfg/srresnet/photos.yml, or a checkpoint of one); the gallery shows both sizes")
     p.add_argument("--input", action="append", default=[], metavar="IMAGE",
                    help="image-to-image variants (pix2pix): an input image, or a folder of them (repeatable)")
     p.add_argument("--out", help="output folder (default: output/<RUN_NAME>/samples)")
@@ -214,7 +217,7 @@ def cmd_sample(args) -> int:
     out = sample_gallery(cfg, ckpt=args.ckpt, captions=captions, from_split=args.from_split, count=args.count,
                          per_caption=args.n, seed=args.seed, truncation=args.truncation,
                          interpolate=args.interpolate, steps=args.steps, out=args.out, device=args.device,
-                         attention=args.attention, inputs=args.input)
+                         attention=args.attention, inputs=args.input, upscale=args.upscale)
     print(f"gallery: {out / 'index.html'}")
     return 0
 

@@ -401,6 +401,17 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     return cfg
 
 
+def config_from_dict(data: dict, source: str) -> Config:
+    """A resolved config saved as a dict (a checkpoint's "config"), checked against the schema."""
+    if not isinstance(data, dict):
+        raise GanstackError(f"{source}: holds no config mapping")
+    cfg = copy.deepcopy(DEFAULTS)
+    _merge(cfg, data, DEFAULTS, source)
+    cfg = _wrap(cfg)
+    validate(cfg)
+    return cfg
+
+
 def _default_run_name(path: str | Path | None) -> str:
     if path is None:
         return "default"

@@ -42,7 +42,7 @@ def load_variant(cfg: Config, ckpt: str | Path | None, device: str = "auto"):
     env = setup(device)
     seed_everything(cfg.SEED)
     variant = get_variant(cfg.VARIANT)(cfg, env.device)
-    variant.build(variant.dataset("train", train=False))
+    variant.build(variant.dataset("train", train=False) if variant.builds_from_data else None)
     for name, net in variant.nets.items():
         weights = state.get("ema", {}).get(name) or state["nets"].get(name)
         if weights is None:

@@ -57,15 +57,39 @@ def finish_gallery(out_dir: Path, index: dict, page: str) -> None:
         write_text_atomic(out_dir / "index.html", page)
 
 
+def load_upscaler(spec: str, device: str = "auto"):
+    """`--upscale`: the super-resolution variant of a config (its run's latest checkpoint, or TRAIN.NET_G)
+    or of a checkpoint file (its saved config)."""
+    from ..config import config_from_dict, load_config
+    from .checkpoint import load_checkpoint
+    path = Path(spec)
+    if not path.is_file():
+        raise GanstackError(f"--upscale {spec}: no such file; give a super-resolution config (e.g. "
+                            "cfg/srresnet/photos.yml) or one of its checkpoints")
+    if path.suffix.lower() in (".yml", ".yaml"):
+        cfg, ckpt = load_config(path), None
+    else:
+        cfg, ckpt = config_from_dict(load_checkpoint(path).get("config"), f"--upscale {path}"), str(path)
+    variant, _, _ = load_variant(cfg, ckpt, device)
+    if not hasattr(variant, "scale"):
+        raise GanstackError(f"--upscale {spec}: VARIANT={cfg.VARIANT} is not a super-resolution model "
+                            "(srresnet, srgan or srcnn)")
+    return variant
+
+
 def _gallery_html(title: str, rows: list[dict], strip: dict | None) -> str:
     style = ("body{font-family:sans-serif;margin:2em}td{padding:6px;vertical-align:middle}"
              "img{width:128px;height:128px;image-rendering:pixelated;margin:1px}"
-             "img.attention{width:auto;height:auto}.strip img{width:96px;height:96px}td.caption{max-width:28em}")
+             "img.attention,img.upscaled{width:auto;height:auto}.strip img{width:96px;height:96px}"
+             "td.caption{max-width:28em}")
     out = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
            f"<style>{style}</style></head><body><h1>{html.escape(title)}</h1><table>"]
     for row in rows:
         images = "".join(f"<img src='{html.escape(f)}' alt=''>" for f in row["files"])
         out.append(f"<tr><td class='caption'>{html.escape(row['caption'])}</td><td>{images}</td></tr>")
+        if row.get("upscaled"):  # the super-resolved images (--upscale), at their natural size
+            big = "".join(f"<img class='upscaled' src='{html.escape(f)}' alt=''>" for f in row["upscaled"])
+            out.append(f"<tr><td class='caption'>{html.escape(row['upscaled_by'])}</td><td>{big}</td></tr>")
         if row.get("attention"):  # the words' attention maps, at their natural size
             out.append(f"<tr><td></td><td><img class='attention' src='{html.escape(row['attention'])}' "
                        f"alt='attention maps'></td></tr>")
@@ -82,7 +106,7 @@ def sample_gallery(cfg: Config, *, ckpt: str | None = None, captions: list[str] 
                    from_split: str | None = None, count: int = 8, per_caption: int = 8, seed: int = 0,
                    truncation: float = 0.0, interpolate: list[str] | None = None, steps: int = 8,
                    out: str | None = None, device: str = "auto", attention: bool = False,
-                   inputs: list[str] | None = None) -> Path:
+                   inputs: list[str] | None = None, upscale: str | None = None) -> Path:
     if per_caption < 1 or steps < 2:
         raise GanstackError("--n must be >= 1 and --steps >= 2")
     if truncation < 0:
@@ -96,6 +120,7 @@ def sample_gallery(cfg: Config, *, ckpt: str | None = None, captions: list[str] 
                                    per_input=per_caption, seed=seed, out=out, captions=captions or interpolate)
     if attention and not hasattr(variant, "attention_strip"):
         raise GanstackError(f"--attention: VARIANT={cfg.VARIANT} has no word attention; drop --attention")
+    upscaler = load_upscaler(upscale, device) if upscale else None
     out_dir = Path(out) if out else run_dir_of(cfg) / "samples"
     begin_gallery(out_dir)
     texts, cond = list(captions or []), None
@@ -115,6 +140,12 @@ def sample_gallery(cfg: Config, *, ckpt: str | None = None, captions: list[str] 
         for image, name in zip(images, files):
             save_png(image, out_dir / name)
         row = {"caption": text, "files": files}
+        if upscaler is not None:  # the GAN-INT-CLS project's SRCNN step: each image also super-resolved
+            big = upscaler.sample(images.float().clamp(-1, 1))
+            row["upscaled"] = [name.replace(".png", f"_x{upscaler.scale}.png") for name in files]
+            row["upscaled_by"] = f"x{upscaler.scale} by {upscaler.name} ({Path(upscale).name})"
+            for image, name in zip(big, row["upscaled"]):
+                save_png(image, out_dir / name)
         if attention:  # every stage's per-word attention for the first image, words written under the maps
             strip = variant.attention_strip(text, c[:1], noise[:1])
             row["attention"] = f"caption_{i:03d}_attention.png"

@@ -75,6 +75,7 @@ class Variant:
     takes_diff_augment = False       # whether its discriminators take GAN.DIFF_AUGMENT (through augment())
     takes_r1 = False                 # whether its discriminators take GAN.R1_GAMMA (through r1_weight())
     takes_hard_mismatch = False      # whether its matching-aware Ds take GAN.HARD_MISMATCH
+    builds_from_data = True          # build() reads the dataset (vocabulary...); False: sampling needs no data
 
     def __init__(self, cfg: Config, device: torch.device):
         self.cfg = cfg
