@@ -18,7 +18,8 @@ from ganstack.engine.checkpoint import latest_checkpoint, load_checkpoint
 
 from test_gan_int_cls import logged, sets
 
-TINY_SR = "{SCALE: 4, HR_CROP: 16, CROPS_PER_IMAGE: 4, NUM_BLOCKS: 1, WIDTH: 8, D_WIDTH: 4, D_DENSE: 8}"
+TINY_SR = ("{SCALE: 4, HR_CROP: 16, CROPS_PER_IMAGE: 4, NUM_BLOCKS: 1, WIDTH: 8, D_WIDTH: 4, D_DENSE: 8, "
+           "TEXTURE_JUDGE: false}")
 
 
 def photo(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
@@ -302,3 +303,19 @@ def test_sample_upscale_passes_text_to_image_outputs_through_a_sr_model(tmp_path
     capsys.readouterr()
     assert main(["sample", str(t2i), "--device", "cpu", "--caption", "a red circle", "--upscale", str(t2i)]) == 2
     one_line_error(capsys, "--upscale", "not a super-resolution model")
+
+
+def test_texture_judge_scores_outputs_and_bicubic_against_real_patches(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the judge is cached under ./models/judges
+    data = write_div2k(tmp_path / "div2k", n_train=3, n_valid=2, size=(96, 96))
+    cfg = tiny_cfg(tmp_path, "srresnet", data)
+    assert train(cfg) == 0
+    assert main(["eval", str(cfg), "--device", "cpu", "--out", str(tmp_path / "r.json"),
+                 *sets(SR__TEXTURE_JUDGE="true", SR__TEXTURE_JUDGE_STEPS=40)]) == 0
+    report = json.loads((tmp_path / "r.json").read_text())
+    judged, bicubic = report["texture_judge"], report["bicubic"]["texture_judge"]
+    assert judged["patches"] == bicubic["patches"] == 2 * 2 * 2  # 88 px after the border crop: 2 x 2 per image
+    assert judged["fid"] >= 0 and bicubic["kid"]["subset_size"] == 8
+    assert 0 <= bicubic["real_share"] <= 1 and 0 <= judged["real_share_of_targets"] <= 1
+    assert report["protocol"]["not_run"].keys() == {"inception"}
+    assert len(list((tmp_path / "models/judges").glob("sr_texture_*.pt"))) == 1

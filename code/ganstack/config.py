@@ -155,6 +155,9 @@ DEFAULTS: dict[str, Any] = {
         "CACHE_IMAGES": False,   # keep decoded images in memory (small sets: the embedded photos)
         "TEST_DIR": "",          # the test split's folder (e.g. a Set5 benchmark folder); empty: DATA_DIR's
         "EVAL_BORDER": -1,       # pixels cut from each side before PSNR/SSIM; -1: the scale
+        "TEXTURE_JUDGE": True,   # eval also scores 32 px patches with the texture judge (metrics/sr_judge.py;
+                                 # trained once on the HR training images, cached under models/judges/)
+        "TEXTURE_JUDGE_STEPS": 1500,  # its training steps (batches of 64 patches)
         "NUM_BLOCKS": 16,        # SRResNet residual blocks
         "WIDTH": 64,             # SRResNet channels
         "D_WIDTH": 64,           # SRGAN D's first width (64 -> 512)
@@ -162,7 +165,8 @@ DEFAULTS: dict[str, Any] = {
         "SRCNN_WIDTHS": [64, 32],
         "SRCNN_KERNELS": [9, 1, 5],
         "OPTIMIZER": "adam",     # srcnn: adam | sgd (the paper's: momentum 0.9, the last layer's rate x 0.1)
-        "LOSS_WEIGHTS": "paper", # srgan: paper (VGG54 x 0.006 + 1e-3 adversarial) | leftthomas (+ MSE x 1,
+        "LOSS_WEIGHTS": "paper", # srgan: paper (VGG54 x 0.006 + 1e-3 adversarial) | paper_mse (the paper's
+                                 # SRGAN-MSE: MSE + 1e-3 adversarial, no VGG file) | leftthomas (+ MSE x 1,
                                  # TV x 2e-8) | tensorlayer (MSE x 1 + VGG x 2e-6 + 1e-3 adversarial) | custom
                                  # (the four coefficients below; they are read only with custom)
         "MSE_COEF": 0.0,
@@ -441,7 +445,7 @@ _CHOICES = {
     "SR.CHANNELS": ("rgb", "y"),
     "SR.DOWNSAMPLE": ("matlab", "pil"),
     "SR.OPTIMIZER": ("adam", "sgd"),
-    "SR.LOSS_WEIGHTS": ("paper", "leftthomas", "tensorlayer", "custom"),
+    "SR.LOSS_WEIGHTS": ("paper", "paper_mse", "leftthomas", "tensorlayer", "custom"),
 }
 _POSITIVE = ("TRAIN.BATCH_SIZE", "TREE.BASE_SIZE", "TREE.BRANCH_NUM", "TEXT.WORDS_NUM",
              "TEXT.CAPTIONS_PER_IMAGE", "TEXT.EMBEDDING_DIM", "TRAIN.SNAPSHOT_INTERVAL", "EVAL.IMAGES_PER_CAPTION",

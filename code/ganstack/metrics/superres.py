@@ -11,6 +11,8 @@
   images      outputs and targets as 8-bit images (rounded), as they are saved and as the papers
               score them
 The bicubic row upscales the same LR inputs with MATLAB's imresize (ganstack.imaging).
+With SR.TEXTURE_JUDGE the report adds the texture judge's patch FID/KID and real share
+(metrics/sr_judge.py) for the model and for bicubic: the perceptual side PSNR misses.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ import math
 import numpy as np
 import torch
 
+from ..errors import GanstackError
 from ..imaging import bicubic_upscale, rgb_to_y
 from .distribution import to_uint8
 
@@ -59,11 +62,32 @@ def _mean(rows: list[dict[str, float]]) -> dict[str, float]:
     return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]} if rows else {}
 
 
+def _texture_judge(cfg, variant, not_run: dict):
+    """The texture judge of the config's HR training set (trained once), or None with the reason."""
+    if not cfg.SR.TEXTURE_JUDGE:
+        not_run["texture_judge"] = "SR.TEXTURE_JUDGE is off"
+        return None
+    from ..data.superres import sr_dataset
+    from .sr_judge import load_or_train_judge
+    try:
+        train_set = sr_dataset(cfg, "train", train=False)
+    except GanstackError as e:
+        not_run["texture_judge"] = f"it trains on the HR training images, which are not readable here ({e})"
+        return None
+    return load_or_train_judge(train_set, device=str(variant.device), steps=cfg.SR.TEXTURE_JUDGE_STEPS)
+
+
 def sr_metrics(cfg, variant, split: str) -> dict:
-    """The model's and bicubic's PSNR/SSIM over every image of `split`, whole images one at a time."""
+    """The model's and bicubic's PSNR/SSIM (and texture-judge scores) over every image of `split`, whole
+    images one at a time."""
+    from .sr_judge import TextureTally
     dataset = variant.dataset(split, train=False)
     scale = cfg.SR.SCALE
     border = scale if cfg.SR.EVAL_BORDER < 0 else cfg.SR.EVAL_BORDER
+    not_run = {"inception": "Inception FID is not computed on super-resolved patches yet; the texture judge "
+                            "stands in for it"}
+    judge = _texture_judge(cfg, variant, not_run)
+    tallies = {k: TextureTally(judge, border) for k in ("model", "bicubic", "target")} if judge else {}
     model, bicubic, per_image, skipped = [], [], [], 0
     for i in range(len(dataset)):
         item = dataset[i]
@@ -76,7 +100,11 @@ def sr_metrics(cfg, variant, split: str) -> dict:
         model.append(image_scores(output, target, border))
         bicubic.append(image_scores(baseline, target, border))
         per_image.append({"image": dataset.path(i).name, **model[-1], "bicubic": bicubic[-1]})
+        for key, image in (("model", output), ("bicubic", baseline), ("target", target)) if tallies else ():
+            tallies[key].add(image)
     root = cfg.SR.TEST_DIR if split != "train" and cfg.SR.TEST_DIR else cfg.DATA_DIR
+    texture = {k: {"texture_judge": tallies[k].scores(tallies["target"])} for k in ("model", "bicubic")} \
+        if tallies and model else {"model": {}, "bicubic": {}}
     return {
         "protocol": {
             "split": split, "data": str(root), "layout": dataset.layout, "images": len(model),
@@ -89,8 +117,11 @@ def sr_metrics(cfg, variant, split: str) -> dict:
             "ssim": "scikit-image structural_similarity: gaussian sigma 1.5, K1 0.01, K2 0.03, population "
                     "covariance, data range 255; RGB: mean over channels",
             "network_channels": cfg.SR.CHANNELS,
+            "texture_judge": "patch FID/KID and real share on every non-overlapping 32 px patch of the "
+                             "border-cropped images (metrics/sr_judge.py)",
+            "not_run": not_run,
         },
-        **_mean(model),
-        "bicubic": _mean(bicubic),
+        **_mean(model), **texture["model"],
+        "bicubic": {**_mean(bicubic), **texture["bicubic"]},
         "per_image": per_image,
     }

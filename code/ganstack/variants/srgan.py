@@ -9,7 +9,8 @@ One training step:
                 l_X   = 0.006 * MSE(phi(SR), phi(HR)), phi = VGG19 relu5_4 ("VGG54"; the paper
                         rescales the features by 1/12.75, i.e. the MSE by 0.006)
                 l_Gen = -log D(SR)
-SR.LOSS_WEIGHTS switches to the two reference repositories' weights (leftthomas/SRGAN: + pixel
+SR.LOSS_WEIGHTS paper_mse is the paper's SRGAN-MSE (pixel MSE + 1e-3 adversarial, no VGG), and
+switches to the two reference repositories' weights (leftthomas/SRGAN: + pixel
 MSE x 1 and TV x 2e-8; tensorlayer/srgan: MSE x 1 + VGG x 2e-6 + 1e-3 adversarial), or custom
 (SR.MSE_COEF, VGG_COEF, ADV_COEF, TV_COEF). The paper trains 1e5 steps at 1e-4 and 1e5 at 1e-5
 (Adam, beta1 0.9).
@@ -31,6 +32,7 @@ from .srresnet import SRResNetVariant
 
 LOSS_WEIGHTS = {  # (pixel MSE, VGG feature MSE, adversarial, total variation)
     "paper": {"mse": 0.0, "vgg": 0.006, "adv": 1e-3, "tv": 0.0},
+    "paper_mse": {"mse": 1.0, "vgg": 0.0, "adv": 1e-3, "tv": 0.0},  # the paper's SRGAN-MSE (no VGG file needed)
     "leftthomas": {"mse": 1.0, "vgg": 0.006, "adv": 1e-3, "tv": 2e-8},
     "tensorlayer": {"mse": 1.0, "vgg": 2e-6, "adv": 1e-3, "tv": 0.0},
 }
