@@ -54,14 +54,22 @@ TEXT_REAL = ["colour_accuracy_real", "shape_accuracy_real", "exact_match_real", 
              "class_recall_real", "r_precision_real"]
 PAIR_METRICS = ["fcn_pixel_accuracy", "fcn_class_accuracy", "fcn_class_iou", "l1", "segmenter_fid", "inception_fid"]
 PAIR_REAL = ["fcn_pixel_accuracy_real", "fcn_class_accuracy_real", "fcn_class_iou_real"]
-COLUMNS = {"text": PROGRESS + TEXT_METRICS + TEXT_REAL, "pairs": PROGRESS + PAIR_METRICS + PAIR_REAL}
+# super-resolution: the model's scores; "_real" columns hold bicubic's, the baseline line of the plot
+SR_METRICS = ["psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "texture_fid", "texture_real_share"]
+SR_REAL = [f"{k}_real" for k in SR_METRICS] + ["texture_real_share_targets"]
+COLUMNS = {"text": PROGRESS + TEXT_METRICS + TEXT_REAL, "pairs": PROGRESS + PAIR_METRICS + PAIR_REAL,
+           "sr": PROGRESS + SR_METRICS + SR_REAL}
+RIGHT_AXIS = {"psnr_y": "PSNR (Y), dB"}  # columns drawn on a second y axis (not scores in [0, 1])
 # what the plot draws: (column, label, colour); the real images' value is column + "_real"
 PLOTTED = {
     "text": [("colour_accuracy", "judge colour", "tab:red"), ("shape_accuracy", "judge shape", "tab:blue"),
              ("exact_match", "judge exact match", "tab:green"), ("r_precision", "R-precision", "tab:purple")],
     "pairs": [("fcn_class_iou", "FCN class IoU", "tab:purple"), ("fcn_pixel_accuracy", "FCN pixel acc", "tab:red"),
               ("fcn_class_accuracy", "FCN class acc", "tab:blue")],
+    "sr": [("psnr_y", "PSNR (Y)", "tab:red"), ("ssim_y", "SSIM (Y)", "tab:blue"),
+           ("texture_real_share", "texture judge: patches taken for real", "tab:green")],
 }
+REFERENCE_LABEL = {"text": "real images", "pairs": "real images", "sr": "bicubic"}
 TIME_NOTE = ("train_minutes: wall clock inside the trainer (steps, data loading, the checkpoint at each pause), "
              "summed over chunks; start-up and evaluation excluded. cpu_minutes: CPU time of the process over "
              "the same spans (time.process_time, every thread) plus its DataLoader workers (finished and running)")
@@ -150,6 +158,8 @@ def write_rows(path: Path, rows: list[dict], columns: list[str]) -> None:
 
 def kind_of_rows(rows: list[dict], path: Path) -> str:
     keys = set(rows[0]) if rows else set()
+    if "psnr_y" in keys:
+        return "sr"
     if "fcn_class_iou" in keys:
         return "pairs"
     if "colour_accuracy" in keys:
@@ -181,6 +191,15 @@ def metrics_row(report: dict, kind: str) -> dict:
                    r_precision_std=rp.get("std"), r_precision_real=rp_real.get("mean"),
                    eval_images=protocol.get("generated_images"))
         return row
+    if kind == "sr":
+        base = report.get("bicubic", {})
+        row = {k: report.get(k) for k in ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb")}
+        row.update({f"{k}_real": base.get(k) for k in ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb")})
+        judged, judged_base = report.get("texture_judge", {}), base.get("texture_judge", {})
+        row.update(texture_fid=judged.get("fid"), texture_real_share=judged.get("real_share"),
+                   texture_fid_real=judged_base.get("fid"), texture_real_share_real=judged_base.get("real_share"),
+                   texture_real_share_targets=judged.get("real_share_of_targets"), eval_images=protocol.get("images"))
+        return row
     gen, real = report.get("fcn_score", {}), report.get("fcn_score_real", {})
     row = {"l1": report.get("l1"), "segmenter_fid": fid("segmenter"), "inception_fid": fid("inception"),
            "eval_images": protocol.get("images")}
@@ -190,7 +209,7 @@ def metrics_row(report: dict, kind: str) -> dict:
 
 
 def _real_values(row: dict, kind: str) -> dict:
-    return {k: row.get(k) for k in (TEXT_REAL if kind == "text" else PAIR_REAL)}
+    return {k: row.get(k) for k in {"text": TEXT_REAL, "pairs": PAIR_REAL, "sr": SR_REAL}[kind]}
 
 
 def cpu_seconds() -> float:
@@ -376,10 +395,11 @@ def run_curve(args) -> int:
         if rows and trainer.step != int(rows[-1]["step"]):
             raise GanstackError(f"{csv_path} ends at step {rows[-1]['step']} but the run resumed at step "
                                 f"{trainer.step}; --restart to begin a new curve")
-        kind = "text" if hasattr(trainer.variant, "evaluation_conditions") else "pairs"
+        kind = "text" if hasattr(trainer.variant, "evaluation_conditions") else \
+            "sr" if hasattr(trainer.variant, "scale") else "pairs"
         if rows and kind_of_rows(rows, csv_path) != kind:
             raise GanstackError(f"{csv_path}: a curve of another kind of variant; --restart or another --out")
-        if kind == "pairs" and args.eval_images:
+        if kind != "text" and args.eval_images:
             print(f"note: --eval-images applies to text-to-image variants; {cfg.VARIANT} translates every "
                   f"{cfg.EVAL.SPLIT} input once", flush=True)
         eval_cfg = copy.deepcopy(cfg)
@@ -489,6 +509,7 @@ def plot_curves(curves: list[tuple[str | None, list[dict], dict]], png: Path, ti
         raise GanstackError("--compare: the CSVs mix text-to-image and image-to-image curves")
     kind = kinds.pop()
     fig, ax = plt.subplots(figsize=(9, 5), dpi=100)
+    right = ax.twinx() if any(col in RIGHT_AXIS for col, _, _ in PLOTTED[kind]) else None
     handles, drawn_real = [], set()
     for n, (label, rows, meta) in enumerate(curves):
         style, marker = STYLES[n % len(STYLES)]
@@ -497,16 +518,17 @@ def plot_curves(curves: list[tuple[str | None, list[dict], dict]], png: Path, ti
             y = [r.get(col) for r in rows]
             if all(v is None for v in y):
                 continue
-            ax.plot(x, [math.nan if v is None else v for v in y], linestyle=style, marker=marker, markersize=3,
-                    color=colour, linewidth=1.4)
+            axis = right if col in RIGHT_AXIS else ax
+            axis.plot(x, [math.nan if v is None else v for v in y], linestyle=style, marker=marker, markersize=3,
+                      color=colour, linewidth=1.4)
             real = next((r.get(f"{col}_real") for r in reversed(rows) if r.get(f"{col}_real") is not None), None)
             if real is not None and (col, round(real, 4)) not in drawn_real:
                 drawn_real.add((col, round(real, 4)))
-                ax.axhline(real, linestyle="--", color=colour, linewidth=1.0, alpha=0.6)
+                axis.axhline(real, linestyle="--", color=colour, linewidth=1.0, alpha=0.6)
             if n == 0:
                 handles.append(Line2D([], [], color=colour, linewidth=1.4, label=name))
     if drawn_real:
-        handles.append(Line2D([], [], color="grey", linestyle="--", linewidth=1.0, label="real images"))
+        handles.append(Line2D([], [], color="grey", linestyle="--", linewidth=1.0, label=REFERENCE_LABEL[kind]))
     if len(curves) > 1:
         for n, (label, _, _) in enumerate(curves):
             style, marker = STYLES[n % len(STYLES)]
@@ -516,6 +538,8 @@ def plot_curves(curves: list[tuple[str | None, list[dict], dict]], png: Path, ti
     ax.set_xlim(left=0)
     ax.grid(alpha=0.3)
     ax.set_ylabel("score")
+    if right is not None:
+        right.set_ylabel(" / ".join(RIGHT_AXIS[col] for col, _, _ in PLOTTED[kind] if col in RIGHT_AXIS))
     first_meta, first_rows = curves[0][2], curves[0][1]
     device = first_meta.get("device", "this device")
     if _x_column(first_meta) == "cpu_minutes":
@@ -533,7 +557,7 @@ def plot_curves(curves: list[tuple[str | None, list[dict], dict]], png: Path, ti
         title = _title(first_meta, curves[0][0] or str(png.stem))
     variants = sorted({str(meta.get("variant", kind)) for _, _, meta in curves})
     images = sorted({str(rows[-1].get("eval_images")) for _, rows, _ in curves})
-    what = "images generated" if kind == "text" else "inputs translated"
+    what = {"text": "images generated", "pairs": "inputs translated", "sr": "whole test images upscaled"}[kind]
     sub = f"{', '.join(variants)}; evaluation: {' / '.join(images)} {what} per point"
     ax.set_title(f"{title}\n{sub}", fontsize=9)
     fig.tight_layout()

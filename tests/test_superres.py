@@ -319,3 +319,17 @@ def test_texture_judge_scores_outputs_and_bicubic_against_real_patches(tmp_path,
     assert 0 <= bicubic["real_share"] <= 1 and 0 <= judged["real_share_of_targets"] <= 1
     assert report["protocol"]["not_run"].keys() == {"inception"}
     assert len(list((tmp_path / "models/judges").glob("sr_texture_*.pt"))) == 1
+
+
+def test_learning_curve_of_a_sr_config_draws_psnr_beside_bicubic(tmp_path, div2k):
+    import sys
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import learning_curve
+    cfg = tiny_cfg(tmp_path, "srresnet", div2k)
+    assert learning_curve.main([str(cfg), "--max-steps", "2", "--every-steps", "1", "--device", "cpu"]) == 0
+    run = tmp_path / "output/srresnet_curve"
+    rows = learning_curve.read_rows(run / "learning_curve.csv")
+    assert [r["step"] for r in rows] == [0, 1, 2]
+    assert all(r["psnr_y"] > 0 and r["psnr_y_real"] > r["psnr_y"] for r in rows)  # bicubic beats 2 steps
+    assert len({r["psnr_y_real"] for r in rows}) == 1                              # the baseline is fixed
+    assert (run / "learning_curve.png").read_bytes()[:4] == b"\x89PNG"
