@@ -160,6 +160,8 @@ DEFAULTS: dict[str, Any] = {
         "TEXTURE_JUDGE_STEPS": 1500,  # its training steps (batches of 64 patches)
         "NUM_BLOCKS": 16,        # SRResNet residual blocks
         "WIDTH": 64,             # SRResNet channels
+        "NORM": "batch",         # SRResNet's residual blocks: batch (the paper) | none (EDSR's finding: BN shifts
+                                 # colours and costs PSNR; not the paper)
         "D_WIDTH": 64,           # SRGAN D's first width (64 -> 512)
         "D_DENSE": 1024,         # SRGAN D's dense layer
         "SRCNN_WIDTHS": [64, 32],
@@ -443,6 +445,7 @@ _CHOICES = {
     "PIX2PIX.INIT_TYPE": ("normal", "xavier", "kaiming", "orthogonal"),
     "SR.SCALE": (2, 4, 8),
     "SR.CHANNELS": ("rgb", "y"),
+    "SR.NORM": ("batch", "none"),
     "SR.DOWNSAMPLE": ("matlab", "pil"),
     "SR.OPTIMIZER": ("adam", "sgd"),
     "SR.LOSS_WEIGHTS": ("paper", "paper_mse", "leftthomas", "tensorlayer", "custom"),

@@ -3,9 +3,10 @@
 SRResNet (Ledig et al. 2017, Fig. 4): a 9x9 conv and PReLU; B residual blocks (3x3 conv, BN,
 PReLU, 3x3 conv, BN, + input); a 3x3 conv and BN added to the first conv's output (the long
 skip); log2(scale) upsampling blocks (3x3 conv to 4x the width, PixelShuffle x2, PReLU); a 9x9
-conv to the image. LR inputs enter in [0, 1] and outputs are in [-1, 1], the paper's ranges;
-the last conv is linear (the paper's figure has no activation after it). Weights: PyTorch's
-layer defaults (the paper does not give an initialisation).
+conv to the image. LR inputs enter in [0, 1] and outputs are in [-1, 1], the paper's ranges; the
+last conv is linear (the paper's figure has no activation after it). Weights: PyTorch's layer
+defaults (the paper does not give an initialisation). SR.NORM none drops the BN layers (EDSR's
+finding, not the paper's network).
 
 SRGAN discriminator (Fig. 4): a 3x3 conv (64) and LeakyReLU 0.2; seven 3x3 conv + BN +
 LeakyReLU blocks, strides 2, 1, 2, 1, 2, 1, 2 and widths 64, 128, 128, 256, 256, 512, 512; a dense
@@ -34,12 +35,16 @@ def check_scale(scale: int) -> int:
     return steps
 
 
+def _norm(width: int, batch_norm: bool) -> nn.Module:
+    return nn.BatchNorm2d(width) if batch_norm else nn.Identity()
+
+
 class ResidualBlock(nn.Module):
-    def __init__(self, width: int):
+    def __init__(self, width: int, batch_norm: bool = True):
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv2d(width, width, 3, padding=1), nn.BatchNorm2d(width), nn.PReLU(width),
-            nn.Conv2d(width, width, 3, padding=1), nn.BatchNorm2d(width))
+            nn.Conv2d(width, width, 3, padding=1), _norm(width, batch_norm), nn.PReLU(width),
+            nn.Conv2d(width, width, 3, padding=1), _norm(width, batch_norm))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.body(x)
@@ -53,11 +58,11 @@ class UpsampleBlock(nn.Sequential):
 
 
 class SRResNet(nn.Module):
-    def __init__(self, channels: int = 3, width: int = 64, blocks: int = 16, scale: int = 4):
+    def __init__(self, channels: int = 3, width: int = 64, blocks: int = 16, scale: int = 4, batch_norm: bool = True):
         super().__init__()
         self.head = nn.Sequential(nn.Conv2d(channels, width, 9, padding=4), nn.PReLU(width))
-        self.body = nn.Sequential(*[ResidualBlock(width) for _ in range(blocks)],
-                                  nn.Conv2d(width, width, 3, padding=1), nn.BatchNorm2d(width))
+        self.body = nn.Sequential(*[ResidualBlock(width, batch_norm) for _ in range(blocks)],
+                                  nn.Conv2d(width, width, 3, padding=1), _norm(width, batch_norm))
         self.upsample = nn.Sequential(*[UpsampleBlock(width) for _ in range(check_scale(scale))])
         self.tail = nn.Conv2d(width, channels, 9, padding=4)
 
