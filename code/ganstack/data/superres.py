@@ -25,7 +25,6 @@ comes from the seed data.sampler passes with the index.
 """
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -34,9 +33,8 @@ from PIL import Image
 
 from ..errors import GanstackError
 from ..imaging import imresize, modcrop
-from .aligned import EXTENSIONS, UNREADABLE, list_images, split_folder, unpack
+from .aligned import EXTENSIONS, UNREADABLE, list_images, read_pixels, split_folder, to_chw, unpack
 
-DOWNSAMPLERS = ("matlab", "pil")
 GREY_MODES = ("L", "LA")
 SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
 
@@ -79,15 +77,10 @@ def _open_checked(path: Path, channels: str) -> Image.Image:
     return image
 
 
-def read_rgb(path: Path) -> np.ndarray | None:
-    """(H, W, 3) uint8, or None with a warning when the file is damaged."""
-    try:
-        image = Image.open(path)
-        image.load()
-        return np.asarray(image.convert("RGB"))
-    except UNREADABLE as e:
-        warnings.warn(f"{path}: unreadable image skipped ({e})", stacklevel=3)
-        return None
+def read_rgb(path: Path) -> torch.Tensor | None:
+    """(3, H, W) float32 RGB in [0, 1] (on 1/255 steps), or None with a warning when the file is damaged."""
+    arrays = read_pixels(path, {3})
+    return None if arrays is None else to_chw(arrays[3])
 
 
 def to_unit(arr: np.ndarray) -> torch.Tensor:
@@ -110,12 +103,6 @@ class SRDataset(torch.utils.data.Dataset):
     def __init__(self, root: str | Path, split: str, *, scale: int, crop: int, augment: bool, flips: bool = True,
                  crops_per_image: int = 1, downsample: str = "matlab", channels: str = "rgb",
                  cache: bool = False):
-        if scale < 2 or scale & (scale - 1):
-            raise GanstackError(f"SR.SCALE={scale}: must be 2, 4 or 8 (a power of two)")
-        if downsample not in DOWNSAMPLERS:
-            raise GanstackError(f"SR.DOWNSAMPLE={downsample!r} is not one of {', '.join(DOWNSAMPLERS)}")
-        if augment and crop % scale:
-            raise GanstackError(f"SR.HR_CROP={crop} is not a multiple of SR.SCALE={scale}")
         self.hr_dir, self.lr_dir, self.layout = find_folders(root, split, scale)
         self.files = [p for p in list_images(self.hr_dir, f"HR images ({self.layout} layout)")
                       if p.suffix.lower() != ".npy"]
@@ -171,8 +158,7 @@ class SRDataset(torch.utils.data.Dataset):
             lr = read_rgb(self.lr_dir / lr_name(self.files[i], self.scale))
             if lr is None:
                 return None
-            lr = to_unit(lr)
-        pair = (modcrop(to_unit(hr), self.scale), lr)
+        pair = (modcrop(hr, self.scale), lr)
         if self.cache is not None:
             self.cache[i] = pair
         return pair
@@ -233,8 +219,8 @@ def load_lr_inputs(paths: list[str]) -> tuple[list[str], list[torch.Tensor]]:
             raise GanstackError(f"--input {p}: no such file or folder")
     images = []
     for path in files:
-        arr = read_rgb(path)
-        if arr is None:
+        image = read_rgb(path)
+        if image is None:
             raise GanstackError(f"--input {path}: unreadable image")
-        images.append(to_unit(arr).mul(2).sub(1))
+        images.append(image.mul(2).sub(1))
     return [p.name for p in files], images

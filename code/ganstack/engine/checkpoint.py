@@ -59,6 +59,11 @@ def verify_checkpoint(path: Path) -> None:
         raise GanstackError(f"{path}: damaged checkpoint (its record {bad} fails the CRC check)")
 
 
+def net_weights(state: dict, name: str) -> dict | None:
+    """Network `name`'s weights in a checkpoint: its EMA copy when the run kept one, else the net."""
+    return state.get("ema", {}).get(name) or state.get("nets", {}).get(name)
+
+
 def load_checkpoint(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():

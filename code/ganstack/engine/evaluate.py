@@ -16,7 +16,7 @@ from ..config import Config
 from ..errors import GanstackError
 from ..io import write_text_atomic
 from ..variants import get_variant
-from .checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
+from .checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint, net_weights
 from .distributed import setup
 from .trainer import run_dir_of, seed_everything
 
@@ -25,7 +25,7 @@ def load_variant(cfg: Config, ckpt: str | Path | None, device: str = "auto"):
     """The variant of `cfg` with the weights of `ckpt`, else TRAIN.NET_G, else the run's latest
     checkpoint; EMA nets when kept. TRAIN.NET_G may also be a bare generator state dict (not for
     variants whose TRAIN.NET_G is the generator's starting point, as SRGAN's)."""
-    uses_net_g = not getattr(get_variant(cfg.VARIANT), "net_g_initialises", False)  # SRGAN: NET_G starts training
+    uses_net_g = not get_variant(cfg.VARIANT).net_g_initialises  # SRGAN: NET_G is where training starts
     chosen = ckpt or (cfg.TRAIN.NET_G if uses_net_g else "")
     path = Path(chosen) if chosen else latest_checkpoint(run_dir_of(cfg) / "checkpoints")
     if path is None:
@@ -44,7 +44,7 @@ def load_variant(cfg: Config, ckpt: str | Path | None, device: str = "auto"):
     variant = get_variant(cfg.VARIANT)(cfg, env.device)
     variant.build(variant.dataset("train", train=False) if variant.builds_from_data else None)
     for name, net in variant.nets.items():
-        weights = state.get("ema", {}).get(name) or state["nets"].get(name)
+        weights = net_weights(state, name)
         if weights is None:
             if generator_only and name != "G":
                 continue  # sampling needs no discriminator

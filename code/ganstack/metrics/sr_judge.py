@@ -131,8 +131,8 @@ def load_or_train_judge(train_set, cache_dir: str | Path = "models/judges", devi
             raise GanstackError(f"{path}: unreadable texture judge ({reason}); delete it to train it again") from None
         return judge.to(device).eval().requires_grad_(False)
     print(f"SR texture judge: training on {train_set.hr_dir} (once; cached as {path})", file=sys.stderr, flush=True)
-    from ..data.superres import read_rgb, to_unit
-    images = [to_unit(a) for a in (read_rgb(p) for p in train_set.files[:MAX_IMAGES]) if a is not None]
+    from ..data.superres import read_rgb
+    images = [x for x in (read_rgb(p) for p in train_set.files[:MAX_IMAGES]) if x is not None]
     images = [x for x in images if min(x.shape[1:]) >= PATCH]
     if not images:
         raise GanstackError(f"{train_set.hr_dir}: no readable HR image of at least {PATCH} px for the texture judge")

@@ -76,6 +76,7 @@ class Variant:
     takes_r1 = False                 # whether its discriminators take GAN.R1_GAMMA (through r1_weight())
     takes_hard_mismatch = False      # whether its matching-aware Ds take GAN.HARD_MISMATCH
     builds_from_data = True          # build() reads the dataset (vocabulary...); False: sampling needs no data
+    net_g_initialises = False        # TRAIN.NET_G: the checkpoint to sample (False) or G's starting weights (SRGAN)
 
     def __init__(self, cfg: Config, device: torch.device):
         self.cfg = cfg

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..engine.checkpoint import latest_checkpoint, load_checkpoint
+from ..engine.checkpoint import latest_checkpoint, load_checkpoint, net_weights
 from ..engine.optim import Updater
 from ..errors import GanstackError
 from ..losses import discriminator_term, generator_term
@@ -64,10 +64,7 @@ def load_generator(net: torch.nn.Module, path: str) -> None:
                                 "or point TRAIN.NET_G at a checkpoint file")
         path = str(latest)
     state = load_checkpoint(path)
-    if "nets" in state:  # a ganstack checkpoint
-        weights = state.get("ema", {}).get("G") or state["nets"].get("G")
-    else:
-        weights = state
+    weights = net_weights(state, "G") if "nets" in state else state  # a ganstack checkpoint, or G's state dict
     if not isinstance(weights, dict) or not weights:
         raise GanstackError(f"TRAIN.NET_G={path}: holds no generator G (a srresnet checkpoint or state dict)")
     try:

@@ -41,7 +41,6 @@ class SuperResolution(Variant):
     condition_kind = "image"        # sample.sh takes (LR) input images
     collate = staticmethod(attngan.collate)
     plateau_metric = "score/mse"
-    net_g_initialises = False       # TRAIN.NET_G: the checkpoint to sample (False) or G's starting weights (True)
     builds_from_data = False        # a checkpoint upscales images with no training data present
 
     def __init__(self, cfg, device):
