@@ -24,6 +24,18 @@ def test_tokenizer_lowercases_and_drops_punctuation_and_non_ascii():
     assert tokenize("A Red, round  circle—über!") == ["a", "red", "round", "circle", "ber"]
 
 
+def test_tokenizer_splits_as_nltks_regexp_tokenizer_that_attngan_uses():
+    from nltk.tokenize import RegexpTokenizer
+
+    nltk_words = RegexpTokenizer(r"\w+")
+    texts = ["A Red, round  circle—über!", "this bird's wing_bar is\nyellow;2nd\tline",
+             "caf\u00e9 na\u00efve \u00d7 \u4e2d\u6587 x1_y2", "", "...", "\ufffd\ufffdtail"]
+    for text in texts:
+        expected = [w.encode("ascii", "ignore").decode("ascii")
+                    for w in nltk_words.tokenize(text.replace("\ufffd\ufffd", " ").lower())]
+        assert tokenize(text) == [w for w in expected if w]
+
+
 def test_vocabulary_unknown_words_warn_and_empty_caption_errors():
     vocab = Vocabulary.build([["a", "red", "circle"]])
     with pytest.warns(UserWarning, match="left out: purple"):

@@ -8,24 +8,27 @@ written by Python 2 (latin1 strings) load too.
 """
 from __future__ import annotations
 
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from nltk.tokenize import RegexpTokenizer
 
 from ..errors import GanstackError
 from .pickles import dump_pickle, load_pickle
 
-_TOKENIZER = RegexpTokenizer(r"\w+")
+# AttnGAN tokenizes with nltk's RegexpTokenizer(r"\w+"), which is this findall with
+# these flags (tests/test_text.py checks the two agree); importing nltk costs every
+# process over a second now that it pulls in scipy and scikit-learn.
+_WORDS = re.compile(r"\w+", re.UNICODE | re.MULTILINE | re.DOTALL)
 END = "<end>"
 
 
 def tokenize(caption: str) -> list[str]:
     """Lower-case word tokens, non-ASCII characters dropped (as AttnGAN)."""
     caption = caption.replace("\ufffd\ufffd", " ")
-    tokens = (t.encode("ascii", "ignore").decode("ascii") for t in _TOKENIZER.tokenize(caption.lower()))
+    tokens = (t.encode("ascii", "ignore").decode("ascii") for t in _WORDS.findall(caption.lower()))
     return [t for t in tokens if t]
 
 
