@@ -48,7 +48,8 @@ def write_coco(root: Path, n_train=24, n_test=8, size=40, seed=0) -> Path:
     return root
 
 
-def write_random_damsm(data_dir: Path, folder: Path, *, image_encoder: bool = True) -> Path:
+def write_random_damsm(data_dir: Path, folder: Path, *, image_encoder: bool = True, captions_per_image: int = 10
+                       ) -> Path:
     """Randomly initialised DAMSM encoders over a captioned set's vocabulary, saved as the DAMSM job
     writes them: text_encoder.pth and, with image_encoder, image_encoder.pth (R-precision, the DAMSM
     loss) and config.yml. Returns the folder."""
@@ -56,8 +57,9 @@ def write_random_damsm(data_dir: Path, folder: Path, *, image_encoder: bool = Tr
     import yaml
     from ganstack.data.attngan import TextImageDataset
     from ganstack.nets.damsm import SmallImageEncoder, TextEncoder
-    vocab = TextImageDataset(data_dir, "train", image_sizes=[32], words_num=24, captions_per_image=10,
+    vocab = TextImageDataset(data_dir, "train", image_sizes=[32], words_num=24, captions_per_image=captions_per_image,
                              augment=False, flip=False).vocab
+    folder.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
     torch.save(TextEncoder(len(vocab), ninput=16, nhidden=32).state_dict(), folder / "text_encoder.pth")
     if image_encoder:

@@ -32,6 +32,9 @@ DEFAULTS: dict[str, Any] = {
     "SEED": 0,
     "RNN_TYPE": "LSTM",
     "B_VALIDATION": False,
+    "MAX_OBJECTS": 3,            # OP-GAN: objects per layout (3: the bboxes.pickle files; up to 10: the _large ones)
+    "DEBUG": False,              # OP-GAN's cfg key; only false is accepted (use TRAIN.MAX_STEPS for short runs)
+    "DEBUG_NUM_DATAPOINTS": 100,
     "TREE": {"BRANCH_NUM": 1, "BASE_SIZE": 64},
     "TRAIN": {
         "FLAG": True,
@@ -73,11 +76,24 @@ DEFAULTS: dict[str, Any] = {
         "NET_E": "",
         "NET_G": "",
         "B_NET_D": True,
+        "BBOX_LOSS": True,       # OP-GAN: D also rejects images with wrong boxes (its D loss's /5 form)
+        "OPTIMIZE_DATA_LOADING": False,  # OP-GAN: batches grouped by object count (needs a BATCH_SIZE list)
+        "EMPTY_CACHE": False,    # OP-GAN's cfg key: frees cached CUDA memory after sampling (a memory hint)
+        "GENERATED_BBOXES": False,  # OP-GAN: the test split's layouts come from bboxes_generated.pickle
         "SMOOTH": {"GAMMA1": 5.0, "GAMMA2": 5.0, "GAMMA3": 10.0, "LAMBDA": 1.0},
     },
     "GAN": {
         "DF_DIM": 64, "GF_DIM": 128, "Z_DIM": 100, "CONDITION_DIM": 100, "R_NUM": 2,
         "B_ATTENTION": True, "B_DCGAN": False,
+        # OP-GAN (the authors' names; GEN_FEAT_DIM, DISC_FEAT_DIM, GLOBAL_Z_DIM, TEXT_CONDITION_DIM and
+        # RESIDUAL_NUM are read as GF_DIM, DF_DIM, Z_DIM, CONDITION_DIM and R_NUM)
+        "LOCAL_Z_DIM": 32,       # the object pathway's noise
+        "INIT_LABEL_DIM": 100,   # first stage: each object's feature (label, sentence, local z)
+        "NEXT_LABEL_DIM": 128,   # later stages: each object's label-and-sentence feature
+        "LAYOUT_SPATIAL_DIM": 16,  # the global pathway's layout map
+        "SPECTRAL_NORM": False,  # spectral norm on every D conv, batch norm removed (the same as D_NORM: spectral)
+        "WRONG_BOX_IMAGES": "fake",  # OP-GAN's wrong-box pairs: fake (the authors' code) | real images with
+                                 # another image's boxes
         "INIT": "authors",       # AttnGAN's G and Ds: authors (miscc/utils.py weights_init: orthogonal conv and
                                  # linear weights, gain 1; BatchNorm weights N(1, 0.02), biases 0) | pytorch
                                  # (PyTorch's layer defaults). The frozen DAMSM encoders are never touched
@@ -185,6 +201,7 @@ DEFAULTS: dict[str, Any] = {
         "WORD_EMB_DIM": 300,
         "DROPOUT": 0.5,
         "FC_LAYER": False,       # Linear after the RNN on word and sentence features
+        "CLASSES_NUM": 81,       # OP-GAN: one-hot label width, the object classes + 1 for "no object" (COCO 81)
     },
     "DAMSM": {
         "IMAGE_ENCODER": "cnn",  # cnn (small, trained from scratch) | inception (frozen, ImageNet weights)
@@ -277,6 +294,8 @@ def _check_type(key: str, value: Any, default: Any, source: str) -> Any:
     elif isinstance(default, int):
         if isinstance(value, int) and not isinstance(value, bool):
             return value
+        if key == "TRAIN.BATCH_SIZE" and isinstance(value, list):
+            return value  # OP-GAN's per-object-count list; validate() checks it
     elif isinstance(default, float):
         number = None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -306,9 +325,17 @@ def _check_type(key: str, value: Any, default: Any, source: str) -> Any:
     )
 
 
+# The OP-GAN authors' names for AttnGAN's keys: one setting, two spellings.
+ALIASES = {"GAN.GEN_FEAT_DIM": "GAN.GF_DIM", "GAN.DISC_FEAT_DIM": "GAN.DF_DIM", "GAN.GLOBAL_Z_DIM": "GAN.Z_DIM",
+           "GAN.TEXT_CONDITION_DIM": "GAN.CONDITION_DIM", "GAN.RESIDUAL_NUM": "GAN.R_NUM"}
+
+
 def _merge(base: dict, update: dict, schema: dict, source: str, prefix: str = "") -> None:
     for key, value in update.items():
         full = prefix + str(key)
+        if full in ALIASES:
+            full = ALIASES[full]
+            key = full.rsplit(".", 1)[1]
         if key not in schema:
             shown = full if full.isprintable() and full.strip() == full and full else repr(full)
             raise GanstackError(f"{source}: unknown key {shown}{_nearest(full)}")
@@ -434,6 +461,7 @@ _CHOICES = {
     "GAN.TYPE": ("gan", "wgan", "wgan-gp", "vanilla_gan", "vanilla_wgan"),
     "GAN.ADV_LOSS": ("auto", "bce", "lsgan", "hinge", "wasserstein"),
     "GAN.D_NORM": ("auto", "batch", "layer", "spectral", "none"),
+    "GAN.WRONG_BOX_IMAGES": ("fake", "real"),
     "GAN.INIT": ("authors", "pytorch"),
     "GAN.LOSS": ("vanilla", "lsgan", "hinge", "wgangp"),
     "DATA.DATASET_MODE": ("aligned", "unaligned"),
@@ -457,7 +485,8 @@ _POSITIVE = ("TRAIN.BATCH_SIZE", "TREE.BASE_SIZE", "TREE.BRANCH_NUM", "TEXT.WORD
              "GAN.HARD_MISMATCH_K", "DATA.LOAD_SIZE", "DATA.CROP_SIZE", "DATA.INPUT_NC", "DATA.OUTPUT_NC",
              "PIX2PIX.NGF", "PIX2PIX.NDF",
              "PIX2PIX.N_LAYERS_D", "PIX2PIX.NUM_D", "TRAIN.LR_STEP_EPOCHS", "TRAIN.DIST_TIMEOUT",
-             "SR.HR_CROP", "SR.CROPS_PER_IMAGE", "SR.NUM_BLOCKS", "SR.WIDTH", "SR.D_WIDTH", "SR.D_DENSE")
+             "SR.HR_CROP", "SR.CROPS_PER_IMAGE", "SR.NUM_BLOCKS", "SR.WIDTH", "SR.D_WIDTH", "SR.D_DENSE",
+             "GAN.LOCAL_Z_DIM", "GAN.INIT_LABEL_DIM", "GAN.NEXT_LABEL_DIM", "TEXT.CLASSES_NUM")
 
 
 def validate(cfg: Config) -> None:
@@ -474,6 +503,7 @@ def validate(cfg: Config) -> None:
         raise GanstackError(f"config: GAN.HARD_MISMATCH must lie in [0, 1] (0 turns it off), "
                             f"got {cfg.GAN.HARD_MISMATCH}")
     _validate_sr(cfg.SR)
+    _validate_layouts(cfg)
     if cfg.TEXT.EMBEDDING_DIM % 2:
         raise GanstackError(f"config: TEXT.EMBEDDING_DIM must be even (two RNN directions), got {cfg.TEXT.EMBEDDING_DIM}")
     from .variants import known_variants  # late: variants import this module
@@ -481,6 +511,26 @@ def validate(cfg: Config) -> None:
         match = difflib.get_close_matches(cfg.VARIANT, known_variants(), n=1)
         hint = f"; did you mean {match[0]}?" if match else ""
         raise GanstackError(f"config: VARIANT={cfg.VARIANT!r} is not one of {', '.join(known_variants())}{hint}")
+
+
+def _validate_layouts(cfg: Config) -> None:
+    if not 1 <= cfg.MAX_OBJECTS <= 10:
+        raise GanstackError(f"config: MAX_OBJECTS={cfg.MAX_OBJECTS}: OP-GAN's layouts hold 1 to 10 objects")
+    if cfg.DEBUG:
+        raise GanstackError("config: DEBUG=true (OP-GAN's debug subset) is not supported; set DEBUG: false and "
+                            "use TRAIN.MAX_STEPS or a small DATA_DIR for short runs")
+    if cfg.GAN.INIT_LABEL_DIM < 8 or cfg.GAN.LAYOUT_SPATIAL_DIM not in (8, 16, 32, 64):
+        raise GanstackError(f"config: GAN.INIT_LABEL_DIM={cfg.GAN.INIT_LABEL_DIM} (at least 8) and GAN.LAYOUT_SPATIAL_DIM="
+                            f"{cfg.GAN.LAYOUT_SPATIAL_DIM} (8, 16, 32 or 64) feed three halving convs; the authors': 100, 16")
+    sizes = cfg.TRAIN.BATCH_SIZE
+    if isinstance(sizes, list):
+        if len(sizes) != 1 or not isinstance(sizes[0], int) or sizes[0] <= 0:
+            raise GanstackError(f"config: TRAIN.BATCH_SIZE={sizes}: batch sizes per object count "
+                                "(OPTIMIZE_DATA_LOADING) are not built yet; give one positive number, e.g. 24")
+        cfg.TRAIN.BATCH_SIZE = sizes[0]  # OP-GAN's one-element list form
+    if cfg.TRAIN.OPTIMIZE_DATA_LOADING:
+        raise GanstackError("config: TRAIN.OPTIMIZE_DATA_LOADING=true (batches grouped by object count) is not built "
+                            "yet; set it false and MAX_OBJECTS to the largest layout (3, or 10 with the _large files)")
 
 
 def _validate_sr(sr: Config) -> None:

@@ -79,16 +79,33 @@ def fit_image(img: Image.Image, size: int, *, augment: bool, flip: bool, rng: np
     """size x size. With augment: crop jitter (AttnGAN's and Reed et al.'s resize to 76/64 of
     the size and random size x size crop; crop=False resizes only, as the GAN-INT-CLS PyTorch
     port), then a random horizontal flip when flip. Without augment: a plain resize."""
+    return fit_image_and_boxes(img, None, size, augment=augment, flip=flip, rng=rng, crop=crop)[0]
+
+
+def fit_image_and_boxes(img: Image.Image, boxes: np.ndarray | None, size: int, *, augment: bool, flip: bool,
+                        rng: np.random.Generator, crop: bool = True) -> tuple[Image.Image, np.ndarray | None]:
+    """fit_image, and the same crop and flip applied to (M, 4) boxes [x, y, w, h] normalised to
+    the image (OP-GAN's layouts): clipped to the crop window; a box cropped away has w or h 0."""
+    if boxes is not None:
+        boxes = boxes.astype(np.float64, copy=True)
     if augment and crop:
         load = int(size * 76 / 64)
         img = img.resize((load, load), Image.BILINEAR)
         x, y = rng.integers(0, load - size + 1, size=2)
         img = img.crop((int(x), int(y), int(x) + size, int(y) + size))
+        if boxes is not None:
+            x0 = np.clip((boxes[:, 0] * load - x) / size, 0, 1)
+            y0 = np.clip((boxes[:, 1] * load - y) / size, 0, 1)
+            x1 = np.clip(((boxes[:, 0] + boxes[:, 2]) * load - x) / size, 0, 1)
+            y1 = np.clip(((boxes[:, 1] + boxes[:, 3]) * load - y) / size, 0, 1)
+            boxes = np.stack([x0, y0, x1 - x0, y1 - y0], 1)
     elif img.size != (size, size):
         img = img.resize((size, size), Image.BILINEAR)
     if augment and flip and rng.random() < 0.5:
         img = img.transpose(Image.FLIP_LEFT_RIGHT)
-    return img
+        if boxes is not None:
+            boxes[:, 0] = 1 - boxes[:, 0] - boxes[:, 2]
+    return img, boxes
 
 
 def other_class_index(class_ids: np.ndarray, index: int, rng: np.random.Generator) -> int:
@@ -171,12 +188,26 @@ class TextImageDataset(torch.utils.data.Dataset):
 
     def load_images(self, index: int, rng: np.random.Generator) -> list[torch.Tensor]:
         """One tensor per image size (AttnGAN's per-branch pyramid)."""
+        return self.load_images_and_boxes(index, rng, None)[0]
+
+    def load_images_and_boxes(self, index: int, rng: np.random.Generator, layout: np.ndarray | None
+                              ) -> tuple[list[torch.Tensor], np.ndarray | None]:
+        """The image pyramid, and (M, 4) normalised object boxes moved by the same crop and flip."""
         img = Image.open(self.image_path(index)).convert("RGB")
         if self.boxes is not None:
             img = crop_to_box(img, self.boxes[self.keys[index]])
         top = self.image_sizes[-1]
-        img = fit_image(img, top, augment=self.augment, flip=self.flip, rng=rng, crop=self.crop)
-        return [to_tensor(img if s == top else img.resize((s, s), Image.BILINEAR)) for s in self.image_sizes]
+        img, layout = fit_image_and_boxes(img, layout, top, augment=self.augment, flip=self.flip, rng=rng,
+                                          crop=self.crop)
+        return [to_tensor(img if s == top else img.resize((s, s), Image.BILINEAR)) for s in self.image_sizes], layout
+
+    def object_boxes(self, index: int, rng: np.random.Generator) -> np.ndarray | None:
+        """Layout readers (OP-GAN's) return the item's (M, 4) boxes; this reader has none."""
+        return None
+
+    def layout_fields(self, index: int, boxes: np.ndarray) -> dict:
+        """The sample's layout entries from its boxes after the crop and flip (layout readers)."""
+        return {}
 
     def use_hard_mismatches(self, partners: np.ndarray, fraction: float) -> None:
         """Draw that fraction of the mismatched items from each item's row of `partners` (its
@@ -207,7 +238,7 @@ class TextImageDataset(torch.utils.data.Dataset):
         rng = np.random.default_rng(seed)
         current = index
         try:
-            images = self.load_images(index, rng)
+            images, boxes = self.load_images_and_boxes(index, rng, self.object_boxes(index, rng))
             if self.wrong_image:
                 current = self.mismatched_index(index, rng)
                 wrong = self.load_images(current, rng)[-1]
@@ -218,6 +249,8 @@ class TextImageDataset(torch.utils.data.Dataset):
         ids, length, sent = self.caption(index, rng)
         sample = {"images": images, "caption": torch.from_numpy(ids), "cap_len": length,
                   "class_id": int(self.class_ids[index]), "index": index, "sent_ix": sent}
+        if boxes is not None:
+            sample.update(self.layout_fields(index, boxes))
         if self.wrong_image:
             sample["wrong_images"] = wrong
         if self.wrong_caption:

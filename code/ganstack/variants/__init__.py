@@ -7,6 +7,7 @@ _VARIANTS = {
     "attngan": "ganstack.variants.attngan:AttnGAN",
     "damsm": "ganstack.variants.damsm:DAMSM",
     "gan_int_cls": "ganstack.variants.gan_int_cls:GanIntCls",
+    "opgan": "ganstack.variants.opgan:OPGAN",
     "pix2pix": "ganstack.variants.pix2pix:Pix2Pix",
     "srcnn": "ganstack.variants.srcnn:SRCNNVariant",
     "srgan": "ganstack.variants.srgan:SRGANVariant",

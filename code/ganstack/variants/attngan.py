@@ -81,7 +81,13 @@ def discriminator_sizes(cfg) -> list[int]:
 
 
 def discriminator_norm(cfg) -> str:
-    """GAN.D_NORM for AttnGAN's Ds: auto = batch (the authors'), spectral or none."""
+    """GAN.D_NORM for AttnGAN's and OP-GAN's Ds: auto = batch (the authors'), or spectral with
+    GAN.SPECTRAL_NORM (the OP-GAN fork's switch); spectral or none."""
+    if cfg.GAN.SPECTRAL_NORM:
+        if cfg.GAN.D_NORM not in ("auto", "spectral"):
+            raise GanstackError(f"GAN.SPECTRAL_NORM=true and GAN.D_NORM={cfg.GAN.D_NORM} disagree; drop one "
+                                "(SPECTRAL_NORM: true is D_NORM: spectral)")
+        return "spectral"
     norm = "batch" if cfg.GAN.D_NORM == "auto" else cfg.GAN.D_NORM
     if norm not in D_NORMS:
         raise GanstackError(f"GAN.D_NORM={norm}: AttnGAN's discriminators take auto, batch, spectral or none")
@@ -149,7 +155,7 @@ class AttnGAN(Variant):
             raise GanstackError(f"TRAIN.NET_E={cfg.TRAIN.NET_E} gives {dim}-d text features but TEXT.EMBEDDING_DIM "
                                 f"is {cfg.TEXT.EMBEDDING_DIM}; set TEXT.EMBEDDING_DIM: {dim}")
         attngan.attach_hard_mismatches(dataset, self.embedder, cfg.GAN.HARD_MISMATCH, cfg.GAN.HARD_MISMATCH_K)
-        self.nets.update(build_networks(cfg, dim))
+        self.nets.update(self.networks(dim))
         # One Adam per network, as the original (Adam is per parameter: one over all Ds is the same).
         d_params = [p for name in self.d_names for p in self.nets[name].parameters()]
         self.optimizers["D"] = adam(cfg, d_params, cfg.TRAIN.DISCRIMINATOR_LR)
@@ -161,6 +167,9 @@ class AttnGAN(Variant):
                                     "DAMSM loss needs; use a folder the DAMSM job wrote, or TRAIN.SMOOTH.LAMBDA: 0")
             self.image_encoder.to(self.device)
 
+    def networks(self, embedding_dim: int) -> dict[str, nn.Module]:
+        return build_networks(self.cfg, embedding_dim)
+
     def encode_text(self, captions: torch.Tensor, cap_lens: torch.Tensor):
         """Word features (B, D, T), sentence codes (B, D) and the padding mask (B, T), no gradient."""
         words, sentence = self.embedder.embed_words(captions, cap_lens)
@@ -169,7 +178,6 @@ class AttnGAN(Variant):
 
     # ------------------------------------------------------------- training
     def train_step(self, batch: dict, step: int, opt: Updater) -> dict[str, float]:
-        smooth = self.cfg.TRAIN.SMOOTH
         G = self.nets["G"]
         words, sentence, padding = self.encode_text(batch["caption"], batch["cap_len"])
         reals = batch["images"][-len(self.d_sizes):]
@@ -199,17 +207,25 @@ class AttnGAN(Variant):
                 code = d_plain[name](self.augment(fake))
                 g_terms[f"loss/G_{name}"] = (generator_term("bce", d_plain[name].COND_DNET(code, sentence))
                                              + generator_term("bce", d_plain[name].UNCOND_DNET(code)))
-            if smooth.LAMBDA > 0:
-                regions, image_code = self.image_encoder(fakes[-1])
-                w0, w1, _ = damsm_word_loss(regions, words, batch["cap_len"], batch["class_id"],
-                                            smooth.GAMMA1, smooth.GAMMA2, smooth.GAMMA3)
-                s0, s1 = damsm_sentence_loss(image_code, sentence, batch["class_id"], smooth.GAMMA3)
-                g_terms["loss/G_damsm_words"] = smooth.LAMBDA * (w0 + w1)
-                g_terms["loss/G_damsm_sentence"] = smooth.LAMBDA * (s0 + s1)
-            g_terms["loss/G_kl"] = kl_loss(mu.float(), logvar.float())
+            g_terms.update(self.caption_terms(fakes[-1], words, sentence, batch, mu, logvar))
         opt.update("G", sum(g_terms.values()), g_terms)
         scalars.update({k: v.item() for k, v in g_terms.items()})
         return scalars
+
+    def caption_terms(self, image: torch.Tensor, words: torch.Tensor, sentence: torch.Tensor, batch: dict,
+                      mu: torch.Tensor, logvar: torch.Tensor) -> dict[str, torch.Tensor]:
+        """G's terms beside the adversarial ones: LAMBDA x DAMSM (word + sentence losses of the
+        last image against its captions) and the conditioning augmentation's KL."""
+        smooth, terms = self.cfg.TRAIN.SMOOTH, {}
+        if smooth.LAMBDA > 0:
+            regions, image_code = self.image_encoder(image)
+            w0, w1, _ = damsm_word_loss(regions, words, batch["cap_len"], batch["class_id"],
+                                        smooth.GAMMA1, smooth.GAMMA2, smooth.GAMMA3)
+            s0, s1 = damsm_sentence_loss(image_code, sentence, batch["class_id"], smooth.GAMMA3)
+            terms["loss/G_damsm_words"] = smooth.LAMBDA * (w0 + w1)
+            terms["loss/G_damsm_sentence"] = smooth.LAMBDA * (s0 + s1)
+        terms["loss/G_kl"] = kl_loss(mu.float(), logvar.float())
+        return terms
 
     def discriminator_loss(self, name: str, real: torch.Tensor, fake: torch.Tensor,
                            sentence: torch.Tensor, with_r1: bool = False, wrong: torch.Tensor | None = None

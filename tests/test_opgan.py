@@ -1,0 +1,249 @@
+"""OP-GAN through its public entry points: the authors' box and label pickles (written here as
+a Python 2-era script would), training with object pathways in G and every D, spectral norm,
+exact resume, sampling and eval on layouts, the authors' cfg keys, bad layouts as one-line errors."""
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from conftest import ROOT, write_coco, write_random_damsm
+from ganstack.cli import main
+from ganstack.config import load_config
+from ganstack.data.opgan import LayoutDataset
+from ganstack.data.synthetic.shapes import prepare_shapes
+from ganstack.engine.checkpoint import latest_checkpoint, load_checkpoint
+from ganstack.nets.opgan import box_to_patch, patch_to_box, warp
+from ganstack.variants.opgan import build_networks
+
+from test_gan_int_cls import logged, sets
+
+
+@pytest.fixture(scope="module")
+def shapes_dir(tmp_path_factory) -> Path:
+    return prepare_shapes(tmp_path_factory.mktemp("shapes"), num_train=24, num_test=8, size=64, seed=0)
+
+
+@pytest.fixture(scope="module")
+def damsm_dir(shapes_dir, tmp_path_factory) -> Path:
+    return write_random_damsm(shapes_dir, tmp_path_factory.mktemp("damsm"))
+
+
+def tiny_cfg(tmp_path: Path, data_dir: Path, damsm_dir: Path, *extra: str) -> Path:
+    lines = [
+        f"_BASE_: {ROOT / 'cfg/opgan/shapes.yml'}",
+        f"DATA_DIR: {data_dir}",
+        f"OUTPUT_DIR: {tmp_path / 'output'}",
+        "RUN_NAME: tiny",
+        "WORKERS: 0",
+        f"TRAIN: {{BATCH_SIZE: 6, MAX_STEPS: 3, SNAPSHOT_INTERVAL: 100, LOG_INTERVAL: 1, IMAGE_INTERVAL: 2, "
+        f"PRECISION: fp32, NET_E: '{damsm_dir / 'text_encoder.pth'}'}}",
+        "GAN: {GF_DIM: 8, DF_DIM: 8, CONDITION_DIM: 16, Z_DIM: 16, R_NUM: 1, LOCAL_Z_DIM: 8, INIT_LABEL_DIM: 16, "
+        "NEXT_LABEL_DIM: 16}",
+        "TEXT: {CAPTIONS_PER_IMAGE: 10, WORDS_NUM: 24, EMBEDDING_DIM: 32, CLASSES_NUM: 37}",
+        "EVAL: {BATCH_SIZE: 16, R_PRECISION_CANDIDATES: 4, R_PRECISION_RUNS: 2}",
+        *extra,
+    ]
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    path = tmp_path / "tiny.yml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_the_transformer_crops_a_box_and_pastes_it_back_in_place():
+    image = torch.zeros(1, 1, 16, 16)
+    image[0, 0, 4:8, 8:16] = 1.0                               # rows 4-7, columns 8-15
+    box = torch.tensor([[0.5, 0.25, 0.5, 0.25]])              # x, y, w, h of that block
+    patch = warp(image, box_to_patch(box), 4)
+    assert torch.allclose(patch, torch.ones_like(patch))      # the crop sees only the block
+    pasted = warp(patch, patch_to_box(box), 16)[0, 0]         # and puts it back where it was:
+    assert torch.allclose(pasted[5:7, 9:15], torch.ones(2, 6))  # inside the box,
+    near = torch.zeros(16, 16, dtype=torch.bool)
+    near[3:9, 7:16] = True
+    assert pasted[~near].abs().max() == 0                       # nothing a pixel beyond it,
+    assert (pasted[4:8, 8:16] > 0.5).all()                      # soft (bilinear) at its edges
+    padding = torch.full((1, 4), -1.0)                        # a padding row moves nothing
+    assert warp(torch.ones(1, 1, 4, 4), patch_to_box(padding), 16).abs().max() == 0
+
+
+def test_trains_with_object_pathways_logs_the_wrong_box_terms_and_samples_layouts(tmp_path, shapes_dir, damsm_dir):
+    cfg = tiny_cfg(tmp_path, shapes_dir, damsm_dir)
+    assert main(["train", str(cfg), "--device", "cpu"]) == 0
+    scalars = logged(tmp_path / "output/tiny")
+    for key in ("loss/D0", "loss/D1", "loss/G_D0", "loss/G_D1", "loss/G_kl"):
+        assert len(scalars[key]) == 3 and all(np.isfinite(scalars[key])), key
+    ckpt = load_checkpoint(latest_checkpoint(tmp_path / "output/tiny/checkpoints"))
+    g = ckpt["nets"]["G"]
+    # the authors' module names: object pathways in both stages, layout encoder in the first
+    for key in ("h_net1.label.0.weight", "h_net1.local1.1.weight", "h_net1.bbox_net.encode.0.weight",
+                "h_net2.label.0.weight", "h_net2.local2.1.weight", "h_net2.att.conv_context.weight"):
+        assert key in g, key
+    for d in ("D0", "D1"):
+        assert "local.0.weight" in ckpt["nets"][d] and "COND_DNET.jointConv.0.weight" in ckpt["nets"][d]
+    out = tmp_path / "gallery"
+    assert main(["sample", str(cfg), "--device", "cpu", "--from-split", "test", "--count", "3", "--n", "2",
+                 "--out", str(out)]) == 0
+    assert len(list(out.rglob("*.png"))) >= 1
+
+
+def test_the_layout_steers_the_generator(tmp_path, shapes_dir, damsm_dir):
+    """Same caption and noise, another layout: other images (the object pathway is wired in)."""
+    cfg = load_config(tiny_cfg(tmp_path, shapes_dir, damsm_dir))
+    nets = build_networks(cfg, 32)
+    G = nets["G"].eval()
+    z, local_z = torch.randn(2, 16), torch.randn(2, 8)
+    sentence, words = torch.randn(2, 32), torch.randn(2, 32, 5)
+    from ganstack.nets.opgan import Layout
+    labels = torch.nn.functional.one_hot(torch.tensor([[3, 36, 36], [3, 36, 36]]), 37).float()
+    left = Layout(torch.tensor([[[0.0, 0.0, 0.5, 0.5]] + [[-1.0] * 4] * 2] * 2), labels)
+    right = Layout(torch.tensor([[[0.5, 0.5, 0.5, 0.5]] + [[-1.0] * 4] * 2] * 2), labels)
+    with torch.no_grad():
+        a = G(z, local_z, sentence, words, None, left)[0][-1]
+        b = G(z, local_z, sentence, words, None, right)[0][-1]
+    assert a.shape == (2, 3, 64, 64)
+    assert (a - b).abs().mean() > 1e-4
+
+
+def test_spectral_norm_switch_and_exact_resume(tmp_path, shapes_dir, damsm_dir):
+    on = ["GAN.SPECTRAL_NORM=true"]
+    nets = build_networks(load_config(tiny_cfg(tmp_path, shapes_dir, damsm_dir), on), 32)
+    for name in ("D0", "D1"):
+        convs = [m for m in nets[name].modules() if isinstance(m, nn.Conv2d)]
+        assert convs and all(nn.utils.parametrize.is_parametrized(m, "weight") and m.bias is not None for m in convs)
+        assert not any(isinstance(m, nn.BatchNorm2d) for m in nets[name].modules())
+    assert not any(nn.utils.parametrize.is_parametrized(m) for m in nets["G"].modules())
+    flags = [a for s in on for a in ("--set", s)]
+    straight = tiny_cfg(tmp_path / "straight", shapes_dir, damsm_dir)
+    assert main(["train", str(straight), "--device", "cpu", *flags, *sets(TRAIN__MAX_STEPS=4)]) == 0
+    halves = tiny_cfg(tmp_path / "halves", shapes_dir, damsm_dir)
+    for steps in (2, 4):
+        assert main(["train", str(halves), "--device", "cpu", *flags, *sets(TRAIN__MAX_STEPS=steps)]) == 0
+    a, b = (load_checkpoint(latest_checkpoint(p / "output/tiny/checkpoints"))
+            for p in (tmp_path / "straight", tmp_path / "halves"))
+    for group, names in (("nets", ("G", "D0", "D1")), ("ema", ("G",))):
+        for net in names:
+            for key, value in a[group][net].items():
+                assert torch.equal(value, b[group][net][key]), f"{group}.{net}.{key} differs"
+
+
+def py2_layouts(split_dir: Path, boxes: list, labels: list, suffix: str = "") -> None:
+    """Box and label pickles as a Python 2-era script writes them: protocol 2 numpy arrays."""
+    with open(split_dir / f"bboxes{suffix}.pickle", "wb") as f:
+        pickle.dump(np.asarray(boxes, dtype=np.float64), f, protocol=2)
+    with open(split_dir / f"labels{suffix}.pickle", "wb") as f:
+        pickle.dump(np.asarray(labels, dtype=np.int64), f, protocol=2)
+
+
+def coco_layouts(root: Path, max_objects: int = 3) -> Path:
+    data = write_coco(root, n_train=6, n_test=4, size=40)
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 6), ("test", 4)):
+        boxes = np.full((n, max_objects, 4), -1.0)
+        labels = np.full((n, max_objects, 1), -1)
+        for i in range(n):
+            for k in range(1 + i % max_objects):
+                x, y = rng.uniform(0, 0.5, 2)
+                boxes[i, k] = [x, y, rng.uniform(0.1, 0.5), rng.uniform(0.1, 0.5)]
+                labels[i, k, 0] = rng.integers(80)
+        py2_layouts(data / split, boxes.tolist(), labels.tolist())
+    return data
+
+
+def test_a_coco_folder_with_the_authors_box_pickles_trains_with_crops_and_flips_moving_boxes(tmp_path):
+    data = coco_layouts(tmp_path / "coco")
+    damsm = write_random_damsm(data, tmp_path / "damsm", captions_per_image=5)
+    cfg = tiny_cfg(tmp_path, data, damsm, "DATASET_NAME: coco")
+    over = ["--set", "TEXT.CLASSES_NUM=81", "--set", "TEXT.CAPTIONS_PER_IMAGE=5", "--set", "TRAIN.FLIP=true",
+            "--set", "TRAIN.CROP_JITTER=true", "--set", "TEXT.WORDS_NUM=12"]
+    assert main(["train", str(cfg), "--device", "cpu", *over, *sets(TRAIN__MAX_STEPS=2, TRAIN__BATCH_SIZE=3)]) == 0
+    ds = LayoutDataset(data, "train", max_objects=3, classes=81, image_sizes=[32, 64], words_num=12,
+                       captions_per_image=5, augment=True, flip=True, crop=True)
+    for seed in range(8):
+        item = ds[(5, seed)]
+        valid = item["labels"] >= 0
+        assert valid.sum() >= 1 and (item["labels"][~valid] == -1).all()
+        boxes = item["boxes"][valid]
+        assert ((boxes >= 0) & (boxes[:, :2] + boxes[:, 2:] <= 1 + 1e-6).repeat(1, 2)).all()
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("box", "outside [0, 1]"),
+    ("label", "outside 0..79"),
+    ("count", "more than MAX_OBJECTS=2"),
+])
+def test_bad_layouts_are_one_line_errors(tmp_path, capsys, damage, message):
+    data = coco_layouts(tmp_path / "coco")
+    boxes = pickle.loads((data / "train/bboxes.pickle").read_bytes())
+    labels = pickle.loads((data / "train/labels.pickle").read_bytes())
+    extra = []
+    if damage == "box":
+        boxes[0, 0] = [0.8, 0.1, 0.5, 0.2]
+    elif damage == "label":
+        labels[0, 0, 0] = 85
+    else:
+        extra = ["--set", "MAX_OBJECTS=2"]
+    py2_layouts(data / "train", boxes, labels)
+    damsm = write_random_damsm(data, tmp_path / "damsm", captions_per_image=5)
+    cfg = tiny_cfg(tmp_path, data, damsm, "DATASET_NAME: coco")
+    assert main(["train", str(cfg), "--device", "cpu", "--set", "TEXT.CLASSES_NUM=81", "--set",
+                 "TEXT.CAPTIONS_PER_IMAGE=5", *extra]) != 0
+    err = capsys.readouterr().err.strip()
+    assert message in err and ("bboxes.pickle" in err or "labels.pickle" in err)
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_the_authors_cfg_keys_load(tmp_path):
+    authors = tmp_path / "cfg_file_train.yml"
+    authors.write_text("""VARIANT: opgan
+CONFIG_NAME: 'glu-gan2'
+DATASET_NAME: 'coco'
+DATA_DIR: 'data'
+WORKERS: 8
+DEBUG: False
+TREE:
+    BRANCH_NUM: 3
+TRAIN:
+    FLAG: True
+    NET_G: ""
+    B_NET_D: True
+    BATCH_SIZE: [24]
+    MAX_EPOCH: 120
+    DISCRIMINATOR_LR: 0.0002
+    GENERATOR_LR: 0.0002
+    NET_E: 'models/coco/text_encoder100.pth'
+    BBOX_LOSS: True
+    OPTIMIZE_DATA_LOADING: False
+    EMPTY_CACHE: True
+    SMOOTH:
+        GAMMA1: 4.0
+        GAMMA2: 5.0
+        GAMMA3: 10.0
+        LAMBDA: 50.0
+GAN:
+    DISC_FEAT_DIM: 96
+    GEN_FEAT_DIM: 48
+    GLOBAL_Z_DIM: 100
+    TEXT_CONDITION_DIM: 100
+    RESIDUAL_NUM: 3
+TEXT:
+    EMBEDDING_DIM: 256
+    CAPTIONS_PER_IMAGE: 5
+    WORDS_NUM: 12
+""")
+    cfg = load_config(authors)
+    assert (cfg.TRAIN.BATCH_SIZE, cfg.GAN.DF_DIM, cfg.GAN.GF_DIM, cfg.GAN.Z_DIM, cfg.GAN.R_NUM) == (24, 96, 48, 100, 3)
+    paper = load_config(ROOT / "cfg/opgan/coco.yml")
+    assert (paper.GAN.DF_DIM, paper.GAN.GF_DIM, paper.GAN.R_NUM, paper.TEXT.CLASSES_NUM, paper.MAX_OBJECTS,
+            paper.TRAIN.SMOOTH.LAMBDA) == (96, 48, 3, 81, 3, 50.0)
+    narrow = load_config(ROOT / "cfg/opgan/coco.yml", ["GAN.DF_DIM=4", "GAN.GF_DIM=4", "GAN.INIT_LABEL_DIM=16",
+                                                       "GAN.NEXT_LABEL_DIM=8"])
+    nets = build_networks(narrow, 256)
+    assert set(nets) == {"G", "D0", "D1", "D2"}
+    assert nets["D2"].img_code_s64_2[0].weight.shape == (4 * 8, 4 * 16, 3, 3)   # D_NET256's last block
+    assert nets["D1"].img_code_s32_1[0].weight.shape == (4 * 8, 4 * 16, 3, 3)   # D_NET128's
+    assert nets["D0"].local[0].weight.shape == (4 * 2, 3 + 81, 4, 4)            # D_NET64's object pathway
+    assert load_config(ROOT / "cfg/opgan/coco_sn.yml").GAN.SPECTRAL_NORM
