@@ -48,10 +48,9 @@ DEFAULT_EVAL_IMAGES = 1200
 CSV_NAME = "learning_curve.csv"
 
 PROGRESS = ["step", "epochs", "images_seen", "train_minutes", "cpu_minutes", "eval_minutes", "eval_images"]
-TEXT_METRICS = ["colour_accuracy", "shape_accuracy", "exact_match", "object_recall", "class_recall", "judge_fid",
-                "r_precision", "r_precision_std", "inception_fid"]
-TEXT_REAL = ["colour_accuracy_real", "shape_accuracy_real", "exact_match_real", "object_recall_real",
-             "class_recall_real", "r_precision_real"]
+JUDGED = ["colour_accuracy", "shape_accuracy", "exact_match", "object_recall", "class_recall", "soa_c", "soa_i"]
+TEXT_METRICS = JUDGED + ["judge_fid", "r_precision", "r_precision_std", "inception_fid"]
+TEXT_REAL = [f"{k}_real" for k in JUDGED] + ["r_precision_real"]
 PAIR_METRICS = ["fcn_pixel_accuracy", "fcn_class_accuracy", "fcn_class_iou", "l1", "segmenter_fid", "inception_fid"]
 PAIR_REAL = ["fcn_pixel_accuracy_real", "fcn_class_accuracy_real", "fcn_class_iou_real"]
 # super-resolution: the model's scores; "_real" columns hold bicubic's, the baseline line of the plot
@@ -185,8 +184,8 @@ def metrics_row(report: dict, kind: str) -> dict:
     if kind == "text":
         gen, real = report.get("object_accuracy", {}), report.get("object_accuracy_real", {})
         rp, rp_real = report.get("r_precision", {}), report.get("r_precision_real", {})
-        row = {k: gen.get(k) for k in TEXT_METRICS[:5]}
-        row.update({f"{k}_real": real.get(k) for k in TEXT_METRICS[:5]})
+        row = {k: gen.get(k) for k in JUDGED}
+        row.update({f"{k}_real": real.get(k) for k in JUDGED})
         row.update(judge_fid=fid("judge"), inception_fid=fid("inception"), r_precision=rp.get("mean"),
                    r_precision_std=rp.get("std"), r_precision_real=rp_real.get("mean"),
                    eval_images=protocol.get("generated_images"))

@@ -3,6 +3,7 @@ a Python 2-era script would), training with object pathways in G and every D, sp
 exact resume, sampling and eval on layouts, the authors' cfg keys, bad layouts as one-line errors."""
 from __future__ import annotations
 
+import json
 import pickle
 from pathlib import Path
 
@@ -88,6 +89,21 @@ def test_trains_with_object_pathways_logs_the_wrong_box_terms_and_samples_layout
     assert main(["sample", str(cfg), "--device", "cpu", "--from-split", "test", "--count", "3", "--n", "2",
                  "--out", str(out)]) == 0
     assert len(list(out.rglob("*.png"))) >= 1
+
+
+def test_eval_reports_soa_with_the_judge_beside_the_real_images(tmp_path, shapes_dir, damsm_dir, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the judge caches under ./models/judges
+    import ganstack.metrics.shapes_judge as judge
+    monkeypatch.setattr(judge, "DEFAULT_EPOCHS", 1)
+    cfg = tiny_cfg(tmp_path, shapes_dir, damsm_dir)
+    assert main(["train", str(cfg), "--device", "cpu", *sets(TRAIN__MAX_STEPS=1)]) == 0
+    assert main(["eval", str(cfg), "--device", "cpu", "--set", "EVAL.KID_SUBSET_SIZE=8",
+                 "--set", "EVAL.IS_SPLITS=4", "--set", "EVAL.IMAGES_PER_CAPTION=3"]) == 0
+    report = json.loads((tmp_path / "output/tiny/eval/checkpoint_00000001.json").read_text())
+    gen, real = report["object_accuracy"], report["object_accuracy_real"]
+    assert gen["num_images"] == 240  # SOA's 3 images per caption, each on its image's layout
+    for scores in (gen, real):
+        assert 0 <= scores["soa_i"] <= 1 and scores["soa_c"] == pytest.approx(scores["class_recall"])
 
 
 def test_the_layout_steers_the_generator(tmp_path, shapes_dir, damsm_dir):

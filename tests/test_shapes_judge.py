@@ -70,7 +70,7 @@ def test_metrics_with_perfect_and_imperfect_predictions(data_dir):
     images, labels = sj.load_split(data_dir, "test")
     perfect = sj.object_accuracy(PerfectJudge(labels), sj.to_unit_range(images), labels, batch_size=3)
     assert perfect == {"exact_match": 1.0, "object_recall": 1.0, "class_recall": 1.0, "colour_accuracy": 1.0,
-                       "shape_accuracy": 1.0, "num_images": len(labels)}
+                       "shape_accuracy": 1.0, "num_images": len(labels), "soa_c": 1.0, "soa_i": 1.0}
     # Two images: {red circle, blue star} and {green square}; red circle -> red square, green square missed.
     red_circle, blue_star = shapes.class_id(0, 0), shapes.class_id(3, 2)
     green_square, red_square = shapes.class_id(1, 1), shapes.class_id(1, 0)
@@ -82,6 +82,12 @@ def test_metrics_with_perfect_and_imperfect_predictions(data_dir):
     assert scores["class_recall"] == pytest.approx((0 + 1 + 0) / 3)
     assert scores["colour_accuracy"] == pytest.approx((1.0 + 0.0) / 2)
     assert scores["shape_accuracy"] == pytest.approx((0.5 + 0.0) / 2)
+    # SOA with the judge as detector: per class (red circle 0/1, blue star 1/1, green square 0/1)
+    assert scores["soa_c"] == pytest.approx((0 + 1 + 0) / 3) and scores["soa_i"] == pytest.approx(1 / 3)
+    three = torch.zeros(3, shapes.NUM_CLASSES, dtype=torch.bool)  # green square found in one image of two:
+    three[0, [red_square, blue_star]] = three[1, green_square] = True  # SOA-C and SOA-I weigh it differently
+    two = sj.score_predictions(three, [[red_circle, blue_star], [green_square], [green_square]])
+    assert two["soa_c"] == pytest.approx((0 + 1 + 0.5) / 3) and two["soa_i"] == pytest.approx(2 / 4)
     padded = np.array([[[red_circle], [blue_star], [-1]], [[green_square], [-1], [-1]]])
     assert sj.score_predictions(pred, padded) == scores == sj.score_predictions(pred, torch.from_numpy(padded))
 

@@ -10,9 +10,12 @@ Metrics (`object_accuracy`), with a class predicted present when its
 probability is above 0.5 and each image's true classes taken as a set
 (two red circles name the class once):
   exact_match      fraction of images whose predicted set equals the true set
-  object_recall    mean over images of the fraction of its classes detected (SOA-I)
+  object_recall    mean over images of the fraction of its classes detected
   class_recall     mean over classes that occur of the fraction of their images
-                   in which they are detected (SOA-C)
+                   in which they are detected
+  soa_c, soa_i     SOA's two scores (metrics/soa.py) with the judge as the detector:
+                   soa_c = class_recall, soa_i = all detected (image, class) pairs
+                   over all pairs (every class an image's caption names counts)
   colour_accuracy  mean over images of the fraction of its classes whose colour
                    is detected on some shape (shape may be wrong)
   shape_accuracy   likewise for the shape, in some colour
@@ -34,9 +37,10 @@ from PIL import Image
 from torch import nn
 
 from ..data.pickles import load_pickle
-from ..data.synthetic.shapes import COLOURS, NUM_CLASSES, load_meta
+from ..data.synthetic.shapes import COLOURS, NUM_CLASSES, class_name, load_meta
 from ..errors import GanstackError
 from ..io import atomic_path
+from .soa import ClassResult, soa_scores
 
 JUDGE_VERSION = 1
 JUDGE_SIZE = 64
@@ -251,9 +255,14 @@ def score_predictions(pred: torch.Tensor, labels) -> dict:
             hits[c] += f
     seen = counts > 0
     mean = lambda v: float(np.mean(v)) if len(v) else float("nan")  # noqa: E731
-    return {"exact_match": mean(exact), "object_recall": mean(recall),
-            "class_recall": mean(hits[seen] / counts[seen]), "colour_accuracy": mean(colour_acc),
-            "shape_accuracy": mean(shape_acc), "num_images": len(pred)}
+    out = {"exact_match": mean(exact), "object_recall": mean(recall),
+           "class_recall": mean(hits[seen] / counts[seen]), "colour_accuracy": mean(colour_acc),
+           "shape_accuracy": mean(shape_acc), "num_images": len(pred)}
+    if seen.any():  # the judge as SOA's detector: each image counts for every class its caption names
+        soa = soa_scores([ClassResult(int(c), class_name(int(c)), int(counts[c]), int(hits[c]))
+                          for c in np.flatnonzero(seen)]).scores
+        out.update(soa_c=soa["SOA-C"], soa_i=soa["SOA-I"])
+    return out
 
 
 def score_images(judge: ShapesJudge, batches: Iterable[torch.Tensor], labels, threshold: float = 0.5) -> dict:
