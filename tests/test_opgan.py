@@ -85,10 +85,35 @@ def test_trains_with_object_pathways_logs_the_wrong_box_terms_and_samples_layout
         assert key in g, key
     for d in ("D0", "D1"):
         assert "local.0.weight" in ckpt["nets"][d] and "COND_DNET.jointConv.0.weight" in ckpt["nets"][d]
+    layout = tmp_path / "layout.json"
+    layout.write_text(json.dumps({"caption": "a red circle at the top left and a blue star at the bottom right",
+                                  "objects": [{"label": "red circle", "box": [0.05, 0.05, 0.4, 0.4]},
+                                              {"label": 20, "box": [0.55, 0.55, 0.4, 0.4]}]}))
     out = tmp_path / "gallery"
-    assert main(["sample", str(cfg), "--device", "cpu", "--from-split", "test", "--count", "3", "--n", "2",
-                 "--out", str(out)]) == 0
-    assert len(list(out.rglob("*.png"))) >= 1
+    assert main(["sample", str(cfg), "--device", "cpu", "--layout", str(layout), "--from-split", "test",
+                 "--count", "2", "--n", "2", "--out", str(out)]) == 0
+    index = json.loads((out / "index.json").read_text())
+    assert [r["caption"] for r in index["rows"]][0].startswith("a red circle")
+    first = index["rows"][0]
+    assert first["layout"] == "red circle, blue star" and len(first["layout_files"]) == 2
+    assert all((out / f).is_file() for r in index["rows"] for f in r["files"] + r["layout_files"])
+    assert "layout: red circle, blue star" in (out / "index.html").read_text()
+
+
+@pytest.mark.parametrize("objects, message", [
+    ([{"label": "purple unicorn", "box": [0.1, 0.1, 0.2, 0.2]}], "unknown label 'purple unicorn'"),
+    ([{"label": 3, "box": [0.9, 0.1, 0.2, 0.2]}], "outside [0, 1]"),
+    ([{"label": 3, "box": [0.1, 0.1, 0.1, 0.1]}] * 4, "at most MAX_OBJECTS=3"),
+])
+def test_bad_layout_files_are_one_line_errors(tmp_path, shapes_dir, damsm_dir, capsys, objects, message):
+    cfg = tiny_cfg(tmp_path, shapes_dir, damsm_dir)
+    assert main(["train", str(cfg), "--device", "cpu", *sets(TRAIN__MAX_STEPS=1)]) == 0
+    layout = tmp_path / "bad.json"
+    layout.write_text(json.dumps([{"caption": "a red circle", "objects": objects}]))
+    capsys.readouterr()
+    assert main(["sample", str(cfg), "--device", "cpu", "--layout", str(layout)]) != 0
+    err = capsys.readouterr().err.strip()
+    assert message in err and str(layout) in err and len(err.splitlines()) == 1 and "Traceback" not in err
 
 
 def test_eval_reports_soa_with_the_judge_beside_the_real_images(tmp_path, shapes_dir, damsm_dir, monkeypatch):

@@ -78,7 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--caption", action="append", default=[], metavar="TEXT",
                    help="a caption to draw (repeatable); unknown words are dropped with a warning")
     p.add_argument("--captions", metavar="FILE", help="a text file with one caption per line")
-    p.add_argument("--from-split", metavar="SPLIT", help="also draw captions of this dataset split (e.g. test)")
+    p.add_argument("--from-split", metavar="SPLIT", help="also draw captions of this dataset split (e.g. test; "
+                   "OP-GAN: with their layouts, the generated ones with TRAIN.GENERATED_BBOXES)")
+    p.add_argument("--layout", action="append", default=[], metavar="FILE.json",
+                   help="OP-GAN: captions with the boxes to draw them in (repeatable): {\"caption\": \"...\", "
+                        "\"objects\": [{\"label\": \"red circle\" or 3, \"box\": [x, y, w, h]}]} or a list of "
+                        "those, boxes normalised to the image; the gallery shows the boxes over the images")
     p.add_argument("--count", type=int, default=8, help="captions taken with --from-split (default 8)")
     p.add_argument("--n", type=int, default=8,
                    help="images per caption, or outputs per input image (pix2pix: they differ with "
@@ -217,7 +222,7 @@ def cmd_sample(args) -> int:
     out = sample_gallery(cfg, ckpt=args.ckpt, captions=captions, from_split=args.from_split, count=args.count,
                          per_caption=args.n, seed=args.seed, truncation=args.truncation,
                          interpolate=args.interpolate, steps=args.steps, out=args.out, device=args.device,
-                         attention=args.attention, inputs=args.input, upscale=args.upscale)
+                         attention=args.attention, inputs=args.input, upscale=args.upscale, layouts=args.layout)
     print(f"gallery: {out / 'index.html'}")
     return 0
 

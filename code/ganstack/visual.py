@@ -41,3 +41,21 @@ def labelled_strip(tiles: torch.Tensor, labels: list[str], *, tile_size: int = 9
 def three_channels(images: torch.Tensor) -> torch.Tensor:
     """(..., C, H, W) with any C -> 3 channels for viewing: grey repeated, channels beyond the third dropped."""
     return images.expand(*images.shape[:-3], 3, *images.shape[-2:]) if images.shape[-3] == 1 else images[..., :3, :, :]
+
+
+def boxes_overlay(image: torch.Tensor, boxes, names: list[str], *, size: int = 256) -> torch.Tensor:
+    """The image at size x size with each box ([x, y, w, h] normalised) outlined and its name
+    written at its top left: (3, size, size) in [0, 1]."""
+    big = F.interpolate(image[None].float(), size=(size, size), mode="nearest")[0]
+    canvas = Image.fromarray((big.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy())
+    draw = ImageDraw.Draw(canvas)
+    font = ImageFont.load_default()
+    palette = ("#ff3030", "#30c0ff", "#ffe030", "#40ff60", "#ff60ff", "#ffffff")
+    for k, (box, name) in enumerate(zip(boxes, names)):
+        x, y, w, h = (float(v) * size for v in box)
+        colour = palette[k % len(palette)]
+        draw.rectangle([x, y, x + w - 1, y + h - 1], outline=colour, width=2)
+        left, top, right, bottom = draw.textbbox((x + 2, y + 1), name, font=font)
+        draw.rectangle([left - 1, top - 1, right + 1, bottom + 1], fill="black")
+        draw.text((x + 2, y + 1), name, fill=colour, font=font)
+    return torch.from_numpy(np.asarray(canvas).copy()).permute(2, 0, 1).float() / 255

@@ -142,3 +142,57 @@ class LayoutDataset(TextImageDataset):
     def layout_fields(self, index: int, boxes: np.ndarray) -> dict:
         fitted, labels = compact(boxes[:, :4], boxes[:, 4].astype(np.int64))
         return {"boxes": torch.from_numpy(fitted.astype(np.float32)), "labels": torch.from_numpy(labels)}
+
+
+# ------------------------------------------------------------------ layouts people write
+def label_names(data_dir: str | Path, classes: int) -> list[str]:
+    """Names of the classes 0..classes-2: the shapes set's ('red circle'), COCO's 80 (YOLOv3's
+    coco.names order) when there are 80, else the numbers."""
+    from .synthetic.shapes import NUM_CLASSES, class_name
+    if (Path(data_dir) / "meta.json").is_file() and classes - 1 == NUM_CLASSES:
+        return [class_name(c) for c in range(NUM_CLASSES)]
+    if classes - 1 == 80:
+        from ..nets.darknet import COCO_NAMES
+        return list(COCO_NAMES)
+    return [str(c) for c in range(classes - 1)]
+
+
+def read_layout_file(path: str | Path, names: list[str], max_objects: int) -> list[dict]:
+    """A --layout JSON file: one layout or a list of them, each
+    {"caption": "...", "objects": [{"label": "red circle" or 3, "box": [x, y, w, h]}, ...]},
+    boxes normalised to the image. Returns [{"caption", "boxes" (M, 4), "labels" (M,)}], padded."""
+    import json
+    path = Path(path)
+    if not path.is_file():
+        raise GanstackError(f"--layout {path}: file not found")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise GanstackError(f"--layout {path}: not JSON ({e}); write "
+                            '{"caption": "...", "objects": [{"label": "...", "box": [x, y, w, h]}]}') from None
+    layouts = data if isinstance(data, list) else [data]
+    out = []
+    for n, layout in enumerate(layouts):
+        where = f"--layout {path}: layout {n}"
+        if not isinstance(layout, dict) or not isinstance(layout.get("caption"), str) or not layout["caption"].strip():
+            raise GanstackError(f"{where}: needs a \"caption\" string and an \"objects\" list")
+        objects = layout.get("objects", [])
+        if not isinstance(objects, list) or len(objects) > max_objects:
+            raise GanstackError(f"{where}: \"objects\" must be a list of at most MAX_OBJECTS={max_objects} objects")
+        boxes, labels = np.full((max_objects, 4), -1, np.float32), np.full(max_objects, -1, np.int64)
+        for k, obj in enumerate(objects):
+            label = obj.get("label") if isinstance(obj, dict) else None
+            if isinstance(label, str) and label in names:
+                label = names.index(label)
+            if isinstance(label, bool) or not isinstance(label, int) or not 0 <= label < len(names):
+                raise GanstackError(f"{where} object {k}: unknown label {label!r}; use a class number 0.."
+                                    f"{len(names) - 1} or a name such as {names[0]!r}")
+            box = obj.get("box")
+            if (not isinstance(box, list) or len(box) != 4 or not all(isinstance(v, (int, float)) for v in box)
+                    or not (box[0] >= 0 and box[1] >= 0 and box[2] > 0 and box[3] > 0
+                            and box[0] + box[2] <= 1 + SLACK and box[1] + box[3] <= 1 + SLACK)):
+                raise GanstackError(f"{where} object {k}: box {box!r} outside [0, 1]; give [x, y, w, h] normalised "
+                                    "to the image, w and h > 0")
+            boxes[k], labels[k] = np.clip(box, 0, 1), label
+        out.append({"caption": layout["caption"].strip(), "boxes": boxes, "labels": labels})
+    return out

@@ -17,7 +17,7 @@ from torchvision.utils import make_grid
 from ..config import Config
 from ..errors import GanstackError
 from ..io import atomic_path, signals_deferred, write_text_atomic
-from ..visual import three_channels
+from ..visual import boxes_overlay, three_channels
 from .evaluate import load_variant
 from .trainer import run_dir_of
 
@@ -80,13 +80,16 @@ def load_upscaler(spec: str, device: str = "auto"):
 def _gallery_html(title: str, rows: list[dict], strip: dict | None) -> str:
     style = ("body{font-family:sans-serif;margin:2em}td{padding:6px;vertical-align:middle}"
              "img{width:128px;height:128px;image-rendering:pixelated;margin:1px}"
-             "img.attention,img.upscaled{width:auto;height:auto}.strip img{width:96px;height:96px}"
+             "img.attention,img.upscaled{width:auto;height:auto}img.layout{width:192px;height:192px}.strip img{width:96px;height:96px}"
              "td.caption{max-width:28em}")
     out = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
            f"<style>{style}</style></head><body><h1>{html.escape(title)}</h1><table>"]
     for row in rows:
         images = "".join(f"<img src='{html.escape(f)}' alt=''>" for f in row["files"])
         out.append(f"<tr><td class='caption'>{html.escape(row['caption'])}</td><td>{images}</td></tr>")
+        if row.get("layout_files"):  # OP-GAN: the same images with their layout's boxes and labels drawn
+            drawn = "".join(f"<img class='layout' src='{html.escape(f)}' alt=''>" for f in row["layout_files"])
+            out.append(f"<tr><td class='caption'>layout: {html.escape(row['layout'])}</td><td>{drawn}</td></tr>")
         if row.get("upscaled"):  # the super-resolved images (--upscale), at their natural size
             big = "".join(f"<img class='upscaled' src='{html.escape(f)}' alt=''>" for f in row["upscaled"])
             out.append(f"<tr><td class='caption'>{html.escape(row['upscaled_by'])}</td><td>{big}</td></tr>")
@@ -106,18 +109,21 @@ def sample_gallery(cfg: Config, *, ckpt: str | None = None, captions: list[str] 
                    from_split: str | None = None, count: int = 8, per_caption: int = 8, seed: int = 0,
                    truncation: float = 0.0, interpolate: list[str] | None = None, steps: int = 8,
                    out: str | None = None, device: str = "auto", attention: bool = False,
-                   inputs: list[str] | None = None, upscale: str | None = None) -> Path:
+                   inputs: list[str] | None = None, upscale: str | None = None,
+                   layouts: list[str] | None = None) -> Path:
     if per_caption < 1 or steps < 2:
         raise GanstackError("--n must be >= 1 and --steps >= 2")
     if truncation < 0:
         raise GanstackError(f"--truncation {truncation}: must be >= 0 (0 = no truncation)")
-    if not captions and not from_split and not interpolate and not inputs:
+    if not captions and not from_split and not interpolate and not inputs and not layouts:
         raise GanstackError("nothing to sample: give --caption TEXT, --captions FILE, --from-split SPLIT, "
-                            "--interpolate A B or (image-to-image variants) --input IMAGE")
+                            "--interpolate A B, --layout FILE (OP-GAN) or (image-to-image variants) --input IMAGE")
     variant, path, state = load_variant(cfg, ckpt, device)
     if getattr(variant, "condition_kind", "text") == "image":
         return translation_gallery(cfg, variant, path, state, inputs=inputs, from_split=from_split, count=count,
                                    per_input=per_caption, seed=seed, out=out, captions=captions or interpolate)
+    if layouts and not hasattr(variant, "conditions_from_layouts"):
+        raise GanstackError(f"--layout: VARIANT={cfg.VARIANT} is not conditioned on layouts (OP-GAN is); drop --layout")
     if attention and not hasattr(variant, "attention_strip"):
         raise GanstackError(f"--attention: VARIANT={cfg.VARIANT} has no word attention; drop --attention")
     upscaler = load_upscaler(upscale, device) if upscale else None
@@ -126,10 +132,12 @@ def sample_gallery(cfg: Config, *, ckpt: str | None = None, captions: list[str] 
     texts, cond = list(captions or []), None
     if texts:
         cond = variant.conditions_from_text(texts)
+    more = [variant.conditions_from_layouts(p) for p in layouts or []]
     if from_split:
-        split_texts, split_cond, _ = variant.conditions_from_split(from_split, count, seed)
-        texts += split_texts
-        cond = split_cond if cond is None else (None if split_cond is None else torch.cat([cond, split_cond]))
+        more.append(variant.conditions_from_split(from_split, count, seed)[:2])
+    for more_texts, more_cond in more:
+        texts += more_texts
+        cond = more_cond if cond is None else (None if more_cond is None else torch.cat([cond, more_cond]))
 
     rows, grids = [], []
     for i, text in enumerate(texts):
@@ -140,6 +148,12 @@ def sample_gallery(cfg: Config, *, ckpt: str | None = None, captions: list[str] 
         for image, name in zip(images, files):
             save_png(image, out_dir / name)
         row = {"caption": text, "files": files}
+        if hasattr(variant, "drawn_layout"):  # the boxes and labels the images were drawn for
+            boxes, names = variant.drawn_layout(cond[i])
+            row["layout"] = ", ".join(names) or "no objects"
+            row["layout_files"] = [name.replace(".png", "_layout.png") for name in files]
+            for image, name in zip(images, row["layout_files"]):
+                save_png(boxes_overlay(image.float().add(1).div(2), boxes, names) * 2 - 1, out_dir / name)
         if upscaler is not None:  # the GAN-INT-CLS project's SRCNN step: each image also super-resolved
             big = upscaler.sample(images.float().clamp(-1, 1))
             row["upscaled"] = [name.replace(".png", f"_x{upscaler.scale}.png") for name in files]

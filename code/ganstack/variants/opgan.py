@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data.opgan import LayoutDataset
+from ..data.opgan import LayoutDataset, label_names, read_layout_file
 from ..engine.optim import Updater
 from ..errors import GanstackError
 from ..losses import discriminator_term, generator_term, r1_penalty
@@ -202,6 +202,24 @@ class OPGAN(AttnGAN):
     def evaluation_conditions(self, split: str) -> tuple[torch.Tensor, list[int]]:
         text, indices = super().evaluation_conditions(split)
         return self.pack(text, *self.split_layouts(split, indices)), indices
+
+    def label_names(self) -> list[str]:
+        return label_names(self.cfg.DATA_DIR, self.classes)
+
+    def conditions_from_layouts(self, path: str) -> tuple[list[str], torch.Tensor]:
+        """The captions and packed conditions of a --layout JSON file (data/opgan.read_layout_file)."""
+        layouts = read_layout_file(path, self.label_names(), self.max_objects)
+        texts = [layout["caption"] for layout in layouts]
+        boxes = torch.from_numpy(np.stack([layout["boxes"] for layout in layouts]))
+        labels = torch.from_numpy(np.stack([layout["labels"] for layout in layouts]))
+        return texts, self.pack(super().conditions_from_text(texts), boxes, labels)
+
+    def drawn_layout(self, condition: torch.Tensor) -> tuple[list[list[float]], list[str]]:
+        """The boxes and label names inside one packed condition, for drawing over its images."""
+        _, boxes, labels = self.unpack(condition[None].float())
+        names = self.label_names()
+        keep = labels[0] >= 0
+        return boxes[0][keep].tolist(), [names[int(c)] for c in labels[0][keep]]
 
     def sentence_codes(self, conditions: torch.Tensor) -> torch.Tensor:
         return conditions[:, :self.embedder.dim]
