@@ -99,6 +99,18 @@ def test_trains_with_object_pathways_logs_the_wrong_box_terms_and_samples_layout
     assert all((out / f).is_file() for r in index["rows"] for f in r["files"] + r["layout_files"])
     assert "layout: red circle, blue star" in (out / "index.html").read_text()
 
+    # the authors' training checkpoint format: netG / netD list, DataParallel prefixes, D_NET256's unused block
+    authors = tmp_path / "checkpoint_0003.pth"
+    d1 = dict(ckpt["nets"]["D1"], **{"img_code_s16.0.weight": torch.zeros(1)})
+    torch.save({"epoch": 3, "netG": {f"module.{k}": v for k, v in ckpt["ema"]["G"].items() if k != "_updates"},
+                "optimG": {}, "netD": [ckpt["nets"]["D0"], d1], "optimD": []}, authors)
+    again = tmp_path / "again"
+    assert main(["sample", str(cfg), "--device", "cpu", "--ckpt", str(authors), "--layout", str(layout),
+                 "--n", "2", "--out", str(again)]) == 0
+    from PIL import Image
+    ours, theirs = (np.asarray(Image.open(d / "caption_000_00.png")) for d in (out, again))
+    assert np.array_equal(ours, theirs)  # the same generator (the EMA copy), the same images
+
 
 @pytest.mark.parametrize("objects, message", [
     ([{"label": "purple unicorn", "box": [0.1, 0.1, 0.2, 0.2]}], "unknown label 'purple unicorn'"),
@@ -288,3 +300,37 @@ TEXT:
     assert nets["D1"].img_code_s32_1[0].weight.shape == (4 * 8, 4 * 16, 3, 3)   # D_NET128's
     assert nets["D0"].local[0].weight.shape == (4 * 2, 3 + 81, 4, 4)            # D_NET64's object pathway
     assert load_config(ROOT / "cfg/opgan/coco_sn.yml").GAN.SPECTRAL_NORM
+
+
+def test_eval_runs_the_official_soa_protocol_with_a_darknet_yolo(tmp_path, capsys):
+    """Caption files in the official layout, a darknet cfg + weights pair written here, OP-GAN drawing
+    each caption on its image's layout: SOA-C, SOA-I and the IoU variants land in the report."""
+    from test_soa import TINY_CFG, darknet_arrays, random_fill, write_weights
+    data = coco_layouts(tmp_path / "coco")
+    damsm = write_random_damsm(data, tmp_path / "damsm", captions_per_image=5)
+    soa_dir = tmp_path / "soa"
+    soa_dir.mkdir()
+    for label, name, image_id in ((0, "person", 0), (2, "car", 3)):
+        with open(soa_dir / f"label_{label:02d}_{name}.pkl", "wb") as f:
+            pickle.dump([{"image_id": image_id, "id": 7 + k, "idx": [image_id, k],
+                          "caption": "a red circle and a blue square"} for k in range(2)], f, protocol=2)
+    (tmp_path / "tiny.cfg").write_text(TINY_CFG)
+    write_weights(tmp_path / "tiny.weights", darknet_arrays(random_fill(4)))
+    (tmp_path / "tiny.names").write_text("person\nbicycle\ncar\n")
+    cfg = tiny_cfg(tmp_path, data, damsm, "DATASET_NAME: coco")
+    common = ["--set", "TEXT.CLASSES_NUM=81", "--set", "TEXT.CAPTIONS_PER_IMAGE=5", "--set", "TEXT.WORDS_NUM=12"]
+    assert main(["train", str(cfg), "--device", "cpu", *common, *sets(TRAIN__MAX_STEPS=1, TRAIN__BATCH_SIZE=3)]) == 0
+    soa = ["--set", f"EVAL.SOA_CAPTIONS={soa_dir}", "--set", f"EVAL.SOA_DETECTOR_CFG={tmp_path / 'tiny.cfg'}",
+           "--set", f"EVAL.SOA_DETECTOR_NAMES={tmp_path / 'tiny.names'}", "--set", "EVAL.SOA_IMAGE_SIZE=32",
+           "--set", "EVAL.KID_SUBSET_SIZE=4", "--set", "EVAL.IS_SPLITS=2", "--set", "EVAL.NUM_IMAGES=8"]
+    capsys.readouterr()
+    assert main(["eval", str(cfg), "--device", "cpu", *common, *soa]) != 0  # no weights file yet
+    err = capsys.readouterr().err.strip()
+    assert "EVAL.SOA_DETECTOR_WEIGHTS" in err and len(err.splitlines()) == 1
+    soa += ["--set", f"EVAL.SOA_DETECTOR_WEIGHTS={tmp_path / 'tiny.weights'}"]
+    assert main(["eval", str(cfg), "--device", "cpu", *common, *soa]) == 0
+    report = json.loads((tmp_path / "output/tiny/eval/checkpoint_00000001.json").read_text())["soa"]
+    for key in ("SOA-C", "SOA-I", "SOA-C-IoU", "SOA-I-IoU"):
+        assert 0 <= report[key] <= 1, key
+    assert set(report["per_class"]) == {"person", "car"}
+    assert report["protocol"]["images_per_caption"] == 3

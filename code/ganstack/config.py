@@ -230,6 +230,15 @@ DEFAULTS: dict[str, Any] = {
         "KID_SUBSET_SIZE": 1000,         # images per KID subset; both sets need at least this many
         "STATS_DIR": "models/stats",     # cached features of the real images
         "SAVE_IMAGES": False,            # also write the generated images as PNGs under output/<run>/eval/
+        # Semantic Object Accuracy from the official caption files (Hinz et al.; metrics/soa.py), run when
+        # SOA_CAPTIONS names the folder of label_XX_<name>.pkl files; the detector is YOLOv3 from darknet files
+        "SOA_CAPTIONS": "",
+        "SOA_DETECTOR_CFG": "models/yolov3.cfg",
+        "SOA_DETECTOR_WEIGHTS": "models/yolov3.weights",
+        "SOA_DETECTOR_NAMES": "",        # a names file when the detector's classes are not COCO's 80
+        "SOA_IMAGE_SIZE": 256,           # the detector's input size (SOA's 256)
+        "SOA_IMAGES_PER_CAPTION": 3,     # person (label 00): 1 image for each of 30,000 drawn captions
+        "SOA_MAX_CAPTIONS": 0,           # > 0: at most this many captions per class (quick looks, not comparable)
     },
 }
 
@@ -486,7 +495,8 @@ _POSITIVE = ("TRAIN.BATCH_SIZE", "TREE.BASE_SIZE", "TREE.BRANCH_NUM", "TEXT.WORD
              "PIX2PIX.NGF", "PIX2PIX.NDF",
              "PIX2PIX.N_LAYERS_D", "PIX2PIX.NUM_D", "TRAIN.LR_STEP_EPOCHS", "TRAIN.DIST_TIMEOUT",
              "SR.HR_CROP", "SR.CROPS_PER_IMAGE", "SR.NUM_BLOCKS", "SR.WIDTH", "SR.D_WIDTH", "SR.D_DENSE",
-             "GAN.LOCAL_Z_DIM", "GAN.INIT_LABEL_DIM", "GAN.NEXT_LABEL_DIM", "TEXT.CLASSES_NUM")
+             "GAN.LOCAL_Z_DIM", "GAN.INIT_LABEL_DIM", "GAN.NEXT_LABEL_DIM", "TEXT.CLASSES_NUM",
+             "EVAL.SOA_IMAGE_SIZE", "EVAL.SOA_IMAGES_PER_CAPTION")
 
 
 def validate(cfg: Config) -> None:

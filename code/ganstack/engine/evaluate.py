@@ -34,6 +34,7 @@ def load_variant(cfg: Config, ckpt: str | Path | None, device: str = "auto"):
     state = load_checkpoint(path)
     if not isinstance(state, dict) or not state:
         raise GanstackError(f"{path}: not a ganstack checkpoint or generator state dict")
+    state = from_authors_checkpoint(state)
     generator_only = "nets" not in state  # a bare generator file (AttnGAN-style NET_G)
     if generator_only:
         if not all(torch.is_tensor(v) for v in state.values()):
@@ -45,6 +46,8 @@ def load_variant(cfg: Config, ckpt: str | Path | None, device: str = "auto"):
     variant.build(variant.dataset("train", train=False) if variant.builds_from_data else None)
     for name, net in variant.nets.items():
         weights = net_weights(state, name)
+        if weights is not None and hasattr(variant, "adapt_authors_weights"):
+            weights = variant.adapt_authors_weights(name, weights)
         if weights is None:
             if generator_only and name != "G":
                 continue  # sampling needs no discriminator
@@ -56,6 +59,20 @@ def load_variant(cfg: Config, ckpt: str | Path | None, device: str = "auto"):
                                 f"({str(e).strip().splitlines()[0]})") from None
         net.to(env.device).eval()
     return variant, path, state
+
+
+def from_authors_checkpoint(state: dict) -> dict:
+    """The OP-GAN authors' training checkpoints ({'epoch', 'netG', 'optimG', 'netD': [D0, D1, ...],
+    'optimD'}) as ganstack's {"nets": ...}; DataParallel's "module." prefixes dropped. Other states
+    pass through unchanged."""
+    if not isinstance(state, dict) or not isinstance(state.get("netG"), dict):
+        return state
+
+    def bare(weights: dict) -> dict:
+        return {k.removeprefix("module."): v for k, v in weights.items()}
+    nets = {"G": bare(state["netG"])}
+    nets.update({f"D{i}": bare(d) for i, d in enumerate(state.get("netD") or []) if isinstance(d, dict)})
+    return {"nets": nets, "step": None}
 
 
 # Images generated for IS/FID on the big sets, as AttnGAN / OP-GAN / DM-GAN report them.
@@ -171,6 +188,38 @@ def generation_metrics(cfg: Config, variant, split: str, seed: int, save_dir: Pa
     return report
 
 
+def soa_metrics(cfg: Config, variant, seed: int) -> dict:
+    """SOA's official protocol (metrics/soa.py): images for the captions of EVAL.SOA_CAPTIONS' files,
+    YOLOv3 from EVAL.SOA_DETECTOR_CFG / _WEIGHTS as the detector. A variant that draws from layouts
+    (OP-GAN) gets each caption's image layout where the split has it, and the IoU scores follow."""
+    from ..metrics.soa import run_soa
+    from ..nets.darknet import YoloV3Detector
+    ev = cfg.EVAL
+    for key in ("SOA_DETECTOR_CFG", "SOA_DETECTOR_WEIGHTS"):
+        if not Path(ev[key]).is_file():
+            raise GanstackError(f"EVAL.{key}={ev[key]}: file not found; SOA needs YOLOv3's darknet files (yolov3.cfg "
+                                "and yolov3.weights, as the SOA scripts use), or leave EVAL.SOA_CAPTIONS empty")
+    detector = YoloV3Detector.from_files(ev.SOA_DETECTOR_CFG, ev.SOA_DETECTOR_WEIGHTS, ev.SOA_DETECTOR_NAMES or None,
+                                         img_size=ev.SOA_IMAGE_SIZE, device=variant.device)
+    batches = iter(range(10 ** 9))
+
+    def generate(entries: list[dict]):
+        if hasattr(variant, "soa_conditions"):
+            conditions = variant.soa_conditions(entries)
+        else:
+            conditions = variant.conditions_from_text([e["caption"] for e in entries])
+        images = variant.sample(conditions, variant.noise(len(entries), seed=seed * 100003 + next(batches)))
+        images = images.float().add(1).div(2).clamp(0, 1)
+        return (images, variant.soa_layouts(conditions)) if hasattr(variant, "soa_layouts") else images
+
+    report = run_soa(detector, generate, ev.SOA_CAPTIONS, images_per_caption=ev.SOA_IMAGES_PER_CAPTION,
+                     max_captions=ev.SOA_MAX_CAPTIONS or None, batch_size=ev.BATCH_SIZE, seed=seed)
+    return {**report.scores, "per_class": {c.name: c.recall for c in report.classes},
+            "protocol": {"captions": ev.SOA_CAPTIONS, "detector": ev.SOA_DETECTOR_WEIGHTS,
+                         "images_per_caption": ev.SOA_IMAGES_PER_CAPTION, "image_size": ev.SOA_IMAGE_SIZE,
+                         "max_captions_per_class": ev.SOA_MAX_CAPTIONS or "all", "note": report.note}}
+
+
 def _r_precision(cfg: Config, seed: int, codes, real_codes, sentences, class_ids) -> dict:
     """R-precision of generated images against their captions' DAMSM sentence codes, and of the
     real images under the same captions (each real image once per caption it has)."""
@@ -190,6 +239,8 @@ def evaluate_checkpoint(cfg: Config, *, ckpt: str | None, split: str, seed: int,
         if hasattr(variant, "evaluation_conditions"):
             save_dir = out_path.with_suffix("") if cfg.EVAL.SAVE_IMAGES else None
             metrics.update(generation_metrics(cfg, variant, split, seed, save_dir))
+            if cfg.EVAL.SOA_CAPTIONS:
+                metrics["soa"] = soa_metrics(cfg, variant, seed)
         elif is_shapes(cfg):  # no generator: the judge's real-image row alone
             from ..metrics.shapes_judge import evaluate_real, load_or_train_judge
             judge = load_or_train_judge(cfg.DATA_DIR, device=str(variant.device), seed=0)

@@ -90,6 +90,13 @@ class OPGAN(AttnGAN):
     def networks(self, embedding_dim: int) -> dict[str, nn.Module]:
         return build_networks(self.cfg, embedding_dim)
 
+    def adapt_authors_weights(self, name: str, weights: dict) -> dict:
+        """The authors' D_NET256 builds an img_code_s16 block its forward never uses (AttnGAN's
+        leftover); ganstack's D has none, so those keys of their checkpoints are dropped."""
+        if name.startswith("D") and not hasattr(unwrap(self.nets[name]), "img_code_s16"):
+            return {k: v for k, v in weights.items() if not k.startswith("img_code_s16.")}
+        return weights
+
     def layout(self, boxes: torch.Tensor, labels: torch.Tensor) -> Layout:
         return Layout(boxes.to(self.device).float(), one_hot(labels.to(self.device), self.classes))
 
@@ -202,6 +209,26 @@ class OPGAN(AttnGAN):
     def evaluation_conditions(self, split: str) -> tuple[torch.Tensor, list[int]]:
         text, indices = super().evaluation_conditions(split)
         return self.pack(text, *self.split_layouts(split, indices)), indices
+
+    def soa_conditions(self, entries: list[dict]) -> torch.Tensor:
+        """SOA's caption entries, each with the layout of its image (image_id) in the test split when
+        there (COCO keys end in the image id), else an empty layout."""
+        if not hasattr(self, "_layout_of_image"):
+            dataset = self.dataset("test", train=False)
+            ids = [key.rsplit("_", 1)[-1] for key in dataset.keys]
+            self._layout_of_image = {int(i): dataset.layout(k) for k, i in enumerate(ids) if i.isdigit()}
+        boxes, labels = self.empty_layouts(len(entries))
+        for k, entry in enumerate(entries):
+            found = self._layout_of_image.get(entry.get("image_id"))
+            if found is not None:
+                boxes[k], labels[k] = torch.from_numpy(found[0]), torch.from_numpy(found[1])
+        return self.pack(super().conditions_from_text([e["caption"] for e in entries]), boxes, labels)
+
+    def soa_layouts(self, conditions: torch.Tensor) -> list[tuple[list[int], list[list[float]]]]:
+        """(labels, boxes) each image was drawn for: the ground truth of SOA's IoU scores."""
+        _, boxes, labels = self.unpack(conditions.float())
+        keep = labels >= 0
+        return [(labels[i][keep[i]].tolist(), boxes[i][keep[i]].tolist()) for i in range(len(labels))]
 
     def label_names(self) -> list[str]:
         return label_names(self.cfg.DATA_DIR, self.classes)
