@@ -4,7 +4,8 @@
     .venv/bin/python benchmarks/train_speed.py cfg/attngan/bird.yml --fake-data
 
 --fake-data times a config whose dataset (and encoders) are not here. AttnGAN-layout configs:
-64 random images with captions in the birds (CUB) layout at the config's resolution, and a
+64 random images with captions in the birds (CUB) layout at the config's resolution (OP-GAN: the
+COCO layout with MAX_OBJECTS random boxes and labels per image in OP-GAN's pickles), and a
 DAMSM text encoder plus an Inception image encoder (random weights, the authors' file format)
 for TRAIN.NET_E. pix2pix configs: 32 random A|B pairs in the aligned (facades) layout at
 DATA.LOAD_SIZE. Speed does not depend on the pixels or the weights.
@@ -44,8 +45,6 @@ WORDS = "this bird has a red crown white belly short beak black wings and long t
 
 def write_fake_birds(root: Path, size: int, count: int = 64, captions: int = 10) -> Path:
     """A CUB-layout folder (images, boxes, text, Python pickles) of random images and captions."""
-    from ganstack.data.attngan import TextImageDataset
-    from ganstack.nets.damsm import InceptionImageEncoder, TextEncoder
     rng = np.random.default_rng(0)
     data, cub = root / "birds", root / "birds" / "CUB_200_2011"
     (cub / "images" / "001.Fake").mkdir(parents=True)
@@ -65,10 +64,43 @@ def write_fake_birds(root: Path, size: int, count: int = 64, captions: int = 10)
         (data / split / "class_info.pickle").write_bytes(pickle.dumps(list(range(count)), protocol=2))
     (cub / "images.txt").write_text("\n".join(lines) + "\n")
     (cub / "bounding_boxes.txt").write_text("\n".join(boxes) + "\n")
+    write_fake_encoders(root, data, captions)
+    return data
+
+
+def write_fake_encoders(root: Path, data: Path, captions: int) -> None:
+    """DAMSM text and Inception image encoders with random weights over `data`'s vocabulary."""
+    from ganstack.data.attngan import TextImageDataset
+    from ganstack.nets.damsm import InceptionImageEncoder, TextEncoder
     vocab = TextImageDataset(data, "train", image_sizes=[64], words_num=18, captions_per_image=captions,
                              augment=False, flip=False).vocab
     torch.save(TextEncoder(len(vocab)).state_dict(), root / "text_encoder.pth")
     torch.save(InceptionImageEncoder(256, None).state_dict(), root / "image_encoder.pth")
+
+
+def write_fake_coco_layouts(root: Path, size: int, count: int = 64, captions: int = 5, objects: int = 3,
+                            classes: int = 80) -> Path:
+    """A COCO-layout folder with OP-GAN's box and label pickles: random images, captions and
+    `objects` random boxes per image (OP-GAN's cost grows with the object count, so all are full)."""
+    rng = np.random.default_rng(0)
+    data = root / "coco"
+    (data / "images").mkdir(parents=True)
+    (data / "text").mkdir()
+    for split in ("train", "test"):
+        keys = [f"COCO_{split}2014_{i:012d}" for i in range(count)]
+        for key in keys:
+            pixels = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(data / "images" / f"{key}.jpg")
+            text = [" ".join(rng.choice(WORDS, size=int(rng.integers(8, 18)))) for _ in range(captions)]
+            (data / "text" / f"{key}.txt").write_text("\n".join(text) + "\n")
+        xy = rng.uniform(0, 0.5, (count, objects, 2))
+        boxes = np.concatenate([xy, rng.uniform(0.1, 0.5, (count, objects, 2))], -1)
+        (data / split).mkdir()
+        (data / split / "filenames.pickle").write_bytes(pickle.dumps(keys, protocol=2))
+        (data / split / "bboxes.pickle").write_bytes(pickle.dumps(boxes, protocol=2))
+        labels = rng.integers(0, classes, (count, objects, 1))
+        (data / split / "labels.pickle").write_bytes(pickle.dumps(labels, protocol=2))
+    write_fake_encoders(root, data, captions)
     return data
 
 
@@ -99,7 +131,11 @@ def main() -> None:
             cfg = load_config(args.cfg, args.overrides + [f"OUTPUT_DIR={out}", f"DATA_DIR={data}"])
         elif args.fake_data:
             size = cfg.TREE.BASE_SIZE * 2 ** (cfg.TREE.BRANCH_NUM - 1)
-            data = write_fake_birds(Path(out), size, captions=cfg.TEXT.CAPTIONS_PER_IMAGE)
+            if cfg.VARIANT == "opgan":
+                data = write_fake_coco_layouts(Path(out), size, captions=cfg.TEXT.CAPTIONS_PER_IMAGE,
+                                               objects=cfg.MAX_OBJECTS, classes=cfg.TEXT.CLASSES_NUM - 1)
+            else:
+                data = write_fake_birds(Path(out), size, captions=cfg.TEXT.CAPTIONS_PER_IMAGE)
             cfg = load_config(args.cfg, args.overrides + [f"OUTPUT_DIR={out}", f"DATA_DIR={data}",
                                                           f"TRAIN.NET_E={Path(out) / 'text_encoder.pth'}"])
         trainer = Trainer(cfg, device=args.device)

@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import ROOT, write_coco, write_random_damsm
+from conftest import ROOT, torchrun_train, write_coco, write_random_damsm
 from ganstack.cli import main
 from ganstack.config import load_config
 from ganstack.data.opgan import LayoutDataset
@@ -181,6 +181,14 @@ def test_spectral_norm_switch_and_exact_resume(tmp_path, shapes_dir, damsm_dir):
         for net in names:
             for key, value in a[group][net].items():
                 assert torch.equal(value, b[group][net][key]), f"{group}.{net}.{key} differs"
+
+
+def test_two_process_torchrun_trains_opgan(tmp_path, shapes_dir, damsm_dir):
+    cfg = tiny_cfg(tmp_path, shapes_dir, damsm_dir)
+    done = torchrun_train(cfg, tmp_path / "torchrun_logs", "TRAIN.BATCH_SIZE=4", "TRAIN.MAX_STEPS=2")
+    assert "4 x 2 process(es) = 8" in done.stdout and done.stdout.count("step 2 ") == 1
+    state = load_checkpoint(latest_checkpoint(tmp_path / "output/tiny/checkpoints"))
+    assert state["step"] == 2 and len(state["rng"]) == 2
 
 
 def py2_layouts(split_dir: Path, boxes: list, labels: list, suffix: str = "") -> None:
