@@ -296,6 +296,9 @@ TEXT:
     WORDS_NUM: 12
 """)
     cfg = load_config(authors)
+    buckets = load_config(authors, ["TRAIN.OPTIMIZE_DATA_LOADING=true",
+                                    "TRAIN.BATCH_SIZE=[32, 28, 24, 24, 20, 16, 16, 16, 12, 12, 12]"])
+    assert buckets.TRAIN.BATCH_SIZE == [32, 28, 24, 24, 20, 16, 16, 16, 12, 12, 12]
     assert (cfg.TRAIN.BATCH_SIZE, cfg.GAN.DF_DIM, cfg.GAN.GF_DIM, cfg.GAN.Z_DIM, cfg.GAN.R_NUM) == (24, 96, 48, 100, 3)
     paper = load_config(ROOT / "cfg/opgan/coco.yml")
     assert (paper.GAN.DF_DIM, paper.GAN.GF_DIM, paper.GAN.R_NUM, paper.TEXT.CLASSES_NUM, paper.MAX_OBJECTS,
@@ -342,3 +345,32 @@ def test_eval_runs_the_official_soa_protocol_with_a_darknet_yolo(tmp_path, capsy
         assert 0 <= report[key] <= 1, key
     assert set(report["per_class"]) == {"person", "car"}
     assert report["protocol"]["images_per_caption"] == 3
+
+
+def test_batches_by_object_count_train_and_resume_exactly(tmp_path, shapes_dir, damsm_dir):
+    """TRAIN.OPTIMIZE_DATA_LOADING with TRAIN.BATCH_SIZE as a list: every batch holds images of one
+    object count, sized by its entry (the authors' buckets); ranks share nothing; resume is exact."""
+    from ganstack.data.sampler import BucketBatchSampler
+    groups = LayoutDataset(shapes_dir, "train", max_objects=3, classes=37, image_sizes=[32], words_num=24,
+                           captions_per_image=10, augment=False, flip=False).batch_groups()
+    assert set(groups.tolist()) <= {1, 2, 3}
+    sizes = [5, 3, 2, 4]
+    ranks = [list(BucketBatchSampler(groups, sizes, seed=0, epoch=1, rank=r, world=2)) for r in (0, 1)]
+    for batches in ranks:
+        for batch in batches:
+            counts = {int(groups[i]) for i, _ in batch}
+            assert len(counts) == 1 and len(batch) == sizes[counts.pop()]
+    assert ranks[0] != ranks[1] and ranks[0] == list(BucketBatchSampler(groups, sizes, seed=0, epoch=1, world=2))
+    assert list(BucketBatchSampler(groups, sizes, seed=0, epoch=1, world=2, start=2)) == ranks[0][2:]
+
+    buckets = ["--set", "TRAIN.OPTIMIZE_DATA_LOADING=true", "--set", "TRAIN.BATCH_SIZE=[5, 3, 2, 4]"]
+    straight = tiny_cfg(tmp_path / "straight", shapes_dir, damsm_dir)
+    assert main(["train", str(straight), "--device", "cpu", *buckets, *sets(TRAIN__MAX_STEPS=4)]) == 0
+    halves = tiny_cfg(tmp_path / "halves", shapes_dir, damsm_dir)
+    for steps in (2, 4):
+        assert main(["train", str(halves), "--device", "cpu", *buckets, *sets(TRAIN__MAX_STEPS=steps)]) == 0
+    a, b = (load_checkpoint(latest_checkpoint(p / "output/tiny/checkpoints"))
+            for p in (tmp_path / "straight", tmp_path / "halves"))
+    for net in ("G", "D0", "D1"):
+        for key, value in a["nets"][net].items():
+            assert torch.equal(value, b["nets"][net][key]), f"{net}.{key} differs"

@@ -77,7 +77,8 @@ DEFAULTS: dict[str, Any] = {
         "NET_G": "",
         "B_NET_D": True,
         "BBOX_LOSS": True,       # OP-GAN: D also rejects images with wrong boxes (its D loss's /5 form)
-        "OPTIMIZE_DATA_LOADING": False,  # OP-GAN: batches grouped by object count (needs a BATCH_SIZE list)
+        "OPTIMIZE_DATA_LOADING": False,  # OP-GAN: every batch holds images of one object count, sized by
+                                 # TRAIN.BATCH_SIZE as a list (0, 1, 2, ... objects; the last size for more)
         "EMPTY_CACHE": False,    # OP-GAN's cfg key: frees cached CUDA memory after sampling (a memory hint)
         "GENERATED_BBOXES": False,  # OP-GAN: the test split's layouts come from bboxes_generated.pickle
         "SMOOTH": {"GAMMA1": 5.0, "GAMMA2": 5.0, "GAMMA3": 10.0, "LAMBDA": 1.0},
@@ -533,14 +534,17 @@ def _validate_layouts(cfg: Config) -> None:
         raise GanstackError(f"config: GAN.INIT_LABEL_DIM={cfg.GAN.INIT_LABEL_DIM} (at least 8) and GAN.LAYOUT_SPATIAL_DIM="
                             f"{cfg.GAN.LAYOUT_SPATIAL_DIM} (8, 16, 32 or 64) feed three halving convs; the authors': 100, 16")
     sizes = cfg.TRAIN.BATCH_SIZE
-    if isinstance(sizes, list):
-        if len(sizes) != 1 or not isinstance(sizes[0], int) or sizes[0] <= 0:
-            raise GanstackError(f"config: TRAIN.BATCH_SIZE={sizes}: batch sizes per object count "
-                                "(OPTIMIZE_DATA_LOADING) are not built yet; give one positive number, e.g. 24")
-        cfg.TRAIN.BATCH_SIZE = sizes[0]  # OP-GAN's one-element list form
-    if cfg.TRAIN.OPTIMIZE_DATA_LOADING:
-        raise GanstackError("config: TRAIN.OPTIMIZE_DATA_LOADING=true (batches grouped by object count) is not built "
-                            "yet; set it false and MAX_OBJECTS to the largest layout (3, or 10 with the _large files)")
+    if isinstance(sizes, list):  # OP-GAN's form: [24], or one batch size per object count 0, 1, 2, ...
+        if not sizes or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in sizes):
+            raise GanstackError(f"config: TRAIN.BATCH_SIZE={sizes}: a list holds positive batch sizes, one per "
+                                "object count (0, 1, 2, ... objects) with TRAIN.OPTIMIZE_DATA_LOADING")
+        if not cfg.TRAIN.OPTIMIZE_DATA_LOADING:
+            if len(sizes) != 1:
+                raise GanstackError(f"config: TRAIN.BATCH_SIZE={sizes} gives a batch size per object count, which "
+                                    "needs TRAIN.OPTIMIZE_DATA_LOADING: true (or give one number)")
+            cfg.TRAIN.BATCH_SIZE = sizes[0]
+    elif cfg.TRAIN.OPTIMIZE_DATA_LOADING:
+        cfg.TRAIN.BATCH_SIZE = [sizes]  # one size for every object count: batches still grouped
 
 
 def _validate_sr(sr: Config) -> None:

@@ -120,6 +120,11 @@ class LayoutDataset(TextImageDataset):
         self.layout_boxes, self.layout_labels = load_layouts(self.data_dir / split, self.keys, max_objects=max_objects,
                                                              classes=classes, generated=generated)
 
+    def batch_groups(self) -> np.ndarray:
+        """Each item's object count: TRAIN.OPTIMIZE_DATA_LOADING batches items of one count together."""
+        labels = self.layout_labels[:, 0] if self.generated else self.layout_labels
+        return (labels >= 0).sum(-1)
+
     def layout(self, index: int, rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The item's boxes and labels; of the generated ones, one of the five (drawn with rng, else the first)."""
         boxes, labels = self.layout_boxes[index], self.layout_labels[index]

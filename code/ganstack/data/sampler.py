@@ -35,3 +35,34 @@ class ResumableSampler(torch.utils.data.Sampler):
             sample_seed = int(np.random.SeedSequence([self.seed, self.epoch, pos, int(self.indices[pos])])
                               .generate_state(1)[0])
             yield int(self.indices[pos]), sample_seed
+
+
+class BucketBatchSampler(torch.utils.data.Sampler):
+    """OP-GAN's batches by object count (TRAIN.OPTIMIZE_DATA_LOADING): every batch holds items of
+    one group (their object count), with that group's batch size (`sizes[group]`, the last size
+    for larger groups). Epoch e shuffles each group and then the batches, seeded by (seed, e);
+    partial batches are dropped; ranks take every world-th batch (padded by wrapping); `start`
+    skips the batches already trained on when resuming. Yields lists of (index, sample seed)."""
+
+    def __init__(self, groups: np.ndarray, sizes: list[int], *, seed: int, epoch: int, rank: int = 0,
+                 world: int = 1, start: int = 0):
+        rng = np.random.default_rng([seed, epoch, 0xB0C])
+        groups = np.asarray(groups)
+        batches = []
+        for g in np.unique(groups):
+            members = rng.permutation(np.flatnonzero(groups == g))
+            size = sizes[min(int(g), len(sizes) - 1)]
+            batches += [members[i:i + size] for i in range(0, len(members) - size + 1, size)]
+        order = rng.permutation(len(batches)) if batches else np.zeros(0, dtype=int)
+        per_rank = -(-len(batches) // world)
+        order = np.resize(order, per_rank * world) if len(order) else order
+        self.batches = [batches[i] for i in order[rank::world]]
+        self.seed, self.epoch, self.start = seed, epoch, start
+
+    def __len__(self) -> int:
+        return max(0, len(self.batches) - self.start)
+
+    def __iter__(self):
+        for pos in range(self.start, len(self.batches)):
+            yield [(int(i), int(np.random.SeedSequence([self.seed, self.epoch, pos, int(i)]).generate_state(1)[0]))
+                   for i in self.batches[pos]]

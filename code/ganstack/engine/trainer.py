@@ -39,7 +39,7 @@ from .ema import EMA
 from .logger import Logger
 from .optim import NonFiniteLoss, Updater
 from .schedule import Plateau, lr_factor
-from ..data.sampler import ResumableSampler
+from ..data.sampler import BucketBatchSampler, ResumableSampler
 
 CHECKPOINT_VERSION = 1
 _EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
@@ -85,14 +85,18 @@ class Trainer:
                                agree=lambda flag: distributed.any_rank(self.env, flag))
         seed_everything(cfg.SEED + 1000003 * self.env.rank)  # per-rank dropout / noise streams
 
-        self.batch_size = cfg.TRAIN.BATCH_SIZE
+        self.buckets = cfg.TRAIN.BATCH_SIZE if isinstance(cfg.TRAIN.BATCH_SIZE, list) else None
+        if self.buckets is not None and not hasattr(self.dataset, "batch_groups"):
+            raise GanstackError(f"TRAIN.OPTIMIZE_DATA_LOADING: VARIANT={cfg.VARIANT} has no object counts to group "
+                                "batches by (OP-GAN has); set it false and TRAIN.BATCH_SIZE to one number")
+        self.step = self.epoch = self.pos = 0
+        self.batch_size = max(self.buckets) if self.buckets else cfg.TRAIN.BATCH_SIZE  # the largest, for logs
         per_rank = -(-len(self.dataset) // self.env.world)
-        self.steps_per_epoch = per_rank // self.batch_size
+        self.steps_per_epoch = (len(self._batch_sampler(0)) if self.buckets else per_rank // self.batch_size)
         if self.steps_per_epoch == 0:
             raise GanstackError(f"TRAIN.BATCH_SIZE={self.batch_size} is larger than the {per_rank} training "
                                 f"images each process gets from {cfg.DATA_DIR}: lower TRAIN.BATCH_SIZE")
         self.total_steps = cfg.TRAIN.MAX_STEPS or cfg.TRAIN.MAX_EPOCH * self.steps_per_epoch
-        self.step = self.epoch = self.pos = 0
         self.plateau = Plateau()  # TRAIN.LR_SCHEDULE plateau: fed the epoch means of variant.plateau_metric
         self.resumed_from = self._resume(resume)
 
@@ -214,15 +218,22 @@ class Trainer:
         return path
 
     # ------------------------------------------------------------------- loop
+    def _batch_sampler(self, start: int) -> BucketBatchSampler:
+        """TRAIN.OPTIMIZE_DATA_LOADING: batches of one object count each, sized by TRAIN.BATCH_SIZE[count]."""
+        return BucketBatchSampler(self.dataset.batch_groups(), self.buckets, seed=self.cfg.SEED, epoch=self.epoch,
+                                  rank=self.env.rank, world=self.env.world, start=start)
+
     def _loader(self) -> torch.utils.data.DataLoader:
-        sampler = ResumableSampler(len(self.dataset), seed=self.cfg.SEED, epoch=self.epoch,
-                                   rank=self.env.rank, world=self.env.world, start=self.pos * self.batch_size)
         # The loader's own generator keeps worker seeding off the global RNG stream.
         gen = torch.Generator().manual_seed(self.cfg.SEED + self.epoch)
-        return torch.utils.data.DataLoader(
-            self.dataset, batch_size=self.batch_size, sampler=sampler, drop_last=True,
-            num_workers=self.cfg.WORKERS, collate_fn=self.variant.collate,
-            generator=gen, pin_memory=self.env.device.type == "cuda", worker_init_fn=_ignore_stop_signals)
+        common = dict(num_workers=self.cfg.WORKERS, collate_fn=self.variant.collate, generator=gen,
+                      pin_memory=self.env.device.type == "cuda", worker_init_fn=_ignore_stop_signals)
+        if self.buckets:
+            return torch.utils.data.DataLoader(self.dataset, batch_sampler=self._batch_sampler(self.pos), **common)
+        sampler = ResumableSampler(len(self.dataset), seed=self.cfg.SEED, epoch=self.epoch,
+                                   rank=self.env.rank, world=self.env.world, start=self.pos * self.batch_size)
+        return torch.utils.data.DataLoader(self.dataset, batch_size=self.batch_size, sampler=sampler, drop_last=True,
+                                           **common)
 
     def _on_signal(self, signum, frame) -> None:
         self.stop_signal = signum
@@ -233,7 +244,8 @@ class Trainer:
             write_text_atomic(self.run_dir / "config.yml", text)
         logger.text("config", "```\n" + text + "\n```", self.step)
         g = self.batch_size * self.env.world
-        logger.info(f"{self.cfg.VARIANT}: {len(self.dataset)} training images, batch {self.batch_size} x "
+        batch = f"batch by object count {self.buckets}" if self.buckets else f"batch {self.batch_size}"
+        logger.info(f"{self.cfg.VARIANT}: {len(self.dataset)} training images, {batch} x "
                     f"{self.env.world} process(es) = {g}, {self.steps_per_epoch} steps/epoch, "
                     f"{self.total_steps} steps, device {self.env.device}, {self.cfg.TRAIN.PRECISION}; "
                     f"run folder {self.run_dir}"

@@ -104,7 +104,11 @@ class OPGAN(AttnGAN):
     def train_step(self, batch: dict, step: int, opt: Updater) -> dict[str, float]:
         G = self.nets["G"]
         words, sentence, padding = self.encode_text(batch["caption"], batch["cap_len"])
-        layout = self.layout(batch["boxes"], batch["labels"])
+        # object slots empty in the whole batch paste only zeros: skip them, as the authors' loops run to
+        # the batch's object count with OPTIMIZE_DATA_LOADING (without it their loops also feed the empty
+        # slots through the label layers, which moves only batch-norm running statistics)
+        used = max(int((batch["labels"] >= 0).sum(1).max()), 1)
+        layout = self.layout(batch["boxes"][:, :used], batch["labels"][:, :used])
         reals = batch["images"][-len(self.d_sizes):]
         b = sentence.shape[0]
         z = torch.randn(b, self.global_z_dim, device=sentence.device)
