@@ -62,7 +62,8 @@ RIGHT_AXIS = {"psnr_y": "PSNR (Y), dB"}  # columns drawn on a second y axis (not
 # what the plot draws: (column, label, colour); the real images' value is column + "_real"
 PLOTTED = {
     "text": [("colour_accuracy", "judge colour", "tab:red"), ("shape_accuracy", "judge shape", "tab:blue"),
-             ("exact_match", "judge exact match", "tab:green"), ("r_precision", "R-precision", "tab:purple")],
+             ("exact_match", "judge exact match", "tab:green"), ("r_precision", "R-precision", "tab:purple"),
+             ("soa_c", "SOA-C (judge as detector)", "tab:orange")],
     "pairs": [("fcn_class_iou", "FCN class IoU", "tab:purple"), ("fcn_pixel_accuracy", "FCN pixel acc", "tab:red"),
               ("fcn_class_accuracy", "FCN class acc", "tab:blue")],
     "sr": [("psnr_y", "PSNR (Y)", "tab:red"), ("ssim_y", "SSIM (Y)", "tab:blue"),
