@@ -202,15 +202,22 @@ class AttnGAN(Variant):
         # 2. The generator: fool every discriminator, match the captions under DAMSM, stay near N(0, I).
         d_plain = {name: unwrap(self.nets[name]) for name in self.d_names}  # bare: keep DDP's hooks out
         with frozen(*d_plain.values()), opt.autocast():
-            g_terms = {}
-            for name, fake in zip(self.d_names, fakes[-len(self.d_sizes):]):
-                code = d_plain[name](self.augment(fake))
-                g_terms[f"loss/G_{name}"] = (generator_term("bce", d_plain[name].COND_DNET(code, sentence))
-                                             + generator_term("bce", d_plain[name].UNCOND_DNET(code)))
+            g_terms = self.adversarial_terms(d_plain, fakes, sentence, lambda D, fake: D(self.augment(fake)))
             g_terms.update(self.caption_terms(fakes[-1], words, sentence, batch, mu, logvar))
         opt.update("G", sum(g_terms.values()), g_terms)
         scalars.update({k: v.item() for k, v in g_terms.items()})
         return scalars
+
+    def adversarial_terms(self, d_plain: dict, fakes: list, sentence: torch.Tensor, code_of) -> dict:
+        """G's adversarial terms: every stage's bare D must call its image real, with and without the
+        sentence; code_of(D, image) is how that D encodes an image (AttnGAN: augmented; OP-GAN: at its layout)."""
+        terms = {}
+        for name, fake in zip(self.d_names, fakes[-len(self.d_sizes):]):
+            D = d_plain[name]
+            code = code_of(D, fake)
+            terms[f"loss/G_{name}"] = (generator_term("bce", D.COND_DNET(code, sentence))
+                                       + generator_term("bce", D.UNCOND_DNET(code)))
+        return terms
 
     def caption_terms(self, image: torch.Tensor, words: torch.Tensor, sentence: torch.Tensor, batch: dict,
                       mu: torch.Tensor, logvar: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -32,7 +32,7 @@ from torch import nn
 from ..data.opgan import LayoutDataset, label_names, read_layout_file
 from ..engine.optim import Updater
 from ..errors import GanstackError
-from ..losses import discriminator_term, generator_term, r1_penalty
+from ..losses import discriminator_term, r1_penalty
 from ..nets.init import init_weights, spectrally_normalised
 from ..nets.opgan import Layout, ObjectStageDiscriminator, OPGenerator
 from .attngan import AttnGAN, discriminator_norm, discriminator_sizes, unpack_text
@@ -133,11 +133,7 @@ class OPGAN(AttnGAN):
         # 2. The generator: fool every discriminator at the layout, match the caption under DAMSM, KL.
         d_plain = {name: unwrap(self.nets[name]) for name in self.d_names}  # bare: keep DDP's hooks out
         with frozen(*d_plain.values()), opt.autocast():
-            g_terms = {}
-            for name, fake in zip(self.d_names, fakes):
-                code = d_plain[name](fake, layout)
-                g_terms[f"loss/G_{name}"] = (generator_term("bce", d_plain[name].COND_DNET(code, sentence))
-                                             + generator_term("bce", d_plain[name].UNCOND_DNET(code)))
+            g_terms = self.adversarial_terms(d_plain, fakes, sentence, lambda D, fake: D(fake, layout))
             g_terms.update(self.caption_terms(fakes[-1], words, sentence, batch, mu, logvar))
         opt.update("G", sum(g_terms.values()), g_terms)
         scalars.update({k: v.item() for k, v in g_terms.items()})
