@@ -107,7 +107,13 @@ def build_networks(cfg, embedding_dim: int) -> dict[str, nn.Module]:
                                residual_blocks=gan.R_NUM, dcgan=gan.B_DCGAN, base_size=cfg.TREE.BASE_SIZE)}
     for i, size in enumerate(discriminator_sizes(cfg)):
         nets[f"D{i}"] = StageDiscriminator(size, df_dim=gan.DF_DIM, embedding_dim=embedding_dim, norm=norm)
-    if gan.INIT == "authors":
+    return initialised(nets, gan.INIT, norm)
+
+
+def initialised(nets: dict[str, nn.Module], init: str, norm: str) -> dict[str, nn.Module]:
+    """GAN.INIT on G and every D (authors: the original's weights_init), then, for spectral-norm Ds,
+    spectral norm wrapped around every D weight (after initialising: it wraps the weights it finds)."""
+    if init == "authors":
         for net in nets.values():
             init_weights(net, "orthogonal", 1.0, norm_std=0.02, zero_conv_bias=False)
     if norm == "spectral":

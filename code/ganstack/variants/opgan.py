@@ -33,9 +33,8 @@ from ..data.opgan import LayoutDataset, label_names, read_layout_file
 from ..engine.optim import Updater
 from ..errors import GanstackError
 from ..losses import discriminator_term, r1_penalty
-from ..nets.init import init_weights, spectrally_normalised
 from ..nets.opgan import Layout, ObjectStageDiscriminator, OPGenerator
-from .attngan import AttnGAN, discriminator_norm, discriminator_sizes, unpack_text
+from .attngan import AttnGAN, discriminator_norm, discriminator_sizes, initialised, unpack_text
 from .base import frozen, unwrap
 
 
@@ -53,14 +52,7 @@ def build_networks(cfg, embedding_dim: int) -> dict[str, nn.Module]:
     for i, size in enumerate(discriminator_sizes(cfg)):
         nets[f"D{i}"] = ObjectStageDiscriminator(size, df_dim=gan.DF_DIM, embedding_dim=embedding_dim,
                                                  classes=cfg.TEXT.CLASSES_NUM, norm=norm)
-    if gan.INIT == "authors":
-        for net in nets.values():
-            init_weights(net, "orthogonal", 1.0, norm_std=0.02, zero_conv_bias=False)
-    if norm == "spectral":
-        for name, net in nets.items():
-            if name != "G":
-                spectrally_normalised(net)
-    return nets
+    return initialised(nets, gan.INIT, norm)
 
 
 def one_hot(labels: torch.Tensor, classes: int) -> torch.Tensor:
