@@ -5,7 +5,8 @@
 
 --fake-data times a config whose dataset (and encoders) are not here. AttnGAN-layout configs:
 64 random images with captions in the birds (CUB) layout at the config's resolution (OP-GAN: the
-COCO layout with MAX_OBJECTS random boxes and labels per image in OP-GAN's pickles), and a
+COCO layout with MAX_OBJECTS random boxes and labels per image in OP-GAN's pickles; StackGAN++:
+plus random char-CNN-RNN embedding pickles, or the images alone when unconditional), and a
 DAMSM text encoder plus an Inception image encoder (random weights, the authors' file format)
 for TRAIN.NET_E. pix2pix configs: 32 random A|B pairs in the aligned (facades) layout at
 DATA.LOAD_SIZE. Speed does not depend on the pixels or the weights.
@@ -66,6 +67,15 @@ def write_fake_birds(root: Path, size: int, count: int = 64, captions: int = 10)
     (cub / "bounding_boxes.txt").write_text("\n".join(boxes) + "\n")
     write_fake_encoders(root, data, captions)
     return data
+
+
+def write_fake_embeddings(data: Path, dim: int, captions: int) -> None:
+    """StackGAN's char-CNN-RNN-embeddings.pickle for each split of a fake birds folder: random vectors."""
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        count = len(pickle.loads((data / split / "filenames.pickle").read_bytes()))
+        arrays = [rng.standard_normal((captions, dim)).astype(np.float32) for _ in range(count)]
+        (data / split / "char-CNN-RNN-embeddings.pickle").write_bytes(pickle.dumps(arrays, protocol=2))
 
 
 def write_fake_encoders(root: Path, data: Path, captions: int) -> None:
@@ -136,6 +146,8 @@ def main() -> None:
                                                objects=cfg.MAX_OBJECTS, classes=cfg.TEXT.CLASSES_NUM - 1)
             else:
                 data = write_fake_birds(Path(out), size, captions=cfg.TEXT.CAPTIONS_PER_IMAGE)
+            if cfg.VARIANT == "stackgan2":
+                write_fake_embeddings(data, cfg.TEXT.EMBEDDING_DIM, cfg.TEXT.CAPTIONS_PER_IMAGE)
             cfg = load_config(args.cfg, args.overrides + [f"OUTPUT_DIR={out}", f"DATA_DIR={data}",
                                                           f"TRAIN.NET_E={Path(out) / 'text_encoder.pth'}"])
         trainer = Trainer(cfg, device=args.device)

@@ -58,12 +58,13 @@ SR_METRICS = ["psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "texture_fid", "textur
 SR_REAL = [f"{k}_real" for k in SR_METRICS] + ["texture_real_share_targets"]
 COLUMNS = {"text": PROGRESS + TEXT_METRICS + TEXT_REAL, "pairs": PROGRESS + PAIR_METRICS + PAIR_REAL,
            "sr": PROGRESS + SR_METRICS + SR_REAL}
-RIGHT_AXIS = {"psnr_y": "PSNR (Y), dB"}  # columns drawn on a second y axis (not scores in [0, 1])
+RIGHT_AXIS = {"psnr_y": "PSNR (Y), dB", "judge_fid": "judge FID (lower is better)"}  # columns drawn on a second
+                                                # y axis (not scores in [0, 1])
 # what the plot draws: (column, label, colour); the real images' value is column + "_real"
 PLOTTED = {
     "text": [("colour_accuracy", "judge colour", "tab:red"), ("shape_accuracy", "judge shape", "tab:blue"),
              ("exact_match", "judge exact match", "tab:green"), ("r_precision", "R-precision", "tab:purple"),
-             ("soa_c", "SOA-C (judge as detector)", "tab:orange")],
+             ("soa_c", "SOA-C (judge as detector)", "tab:orange"), ("judge_fid", "judge FID", "tab:brown")],
     "pairs": [("fcn_class_iou", "FCN class IoU", "tab:purple"), ("fcn_pixel_accuracy", "FCN pixel acc", "tab:red"),
               ("fcn_class_accuracy", "FCN class acc", "tab:blue")],
     "sr": [("psnr_y", "PSNR (Y)", "tab:red"), ("ssim_y", "SSIM (Y)", "tab:blue"),

@@ -158,3 +158,21 @@ def workspace(tmp_path_factory):
     sys.path.insert(0, str(ROOT / "scripts"))
     import fault_soak
     return fault_soak.Workspace(tmp_path_factory.mktemp("faults"))
+
+
+def assert_resume_is_exact(make_cfg, tmp_path: Path, flags: list[str], groups) -> None:
+    """4 steps straight and 2 + 2 with a resume give equal weights in every (group, nets) of `groups`;
+    make_cfg(folder) writes a config whose run lands in folder/output/tiny."""
+    import torch
+    from ganstack.cli import main
+    from ganstack.engine.checkpoint import latest_checkpoint, load_checkpoint
+    straight, halves = make_cfg(tmp_path / "straight"), make_cfg(tmp_path / "halves")
+    assert main(["train", str(straight), "--device", "cpu", *flags, "--set", "TRAIN.MAX_STEPS=4"]) == 0
+    for steps in (2, 4):
+        assert main(["train", str(halves), "--device", "cpu", *flags, "--set", f"TRAIN.MAX_STEPS={steps}"]) == 0
+    a, b = (load_checkpoint(latest_checkpoint(p / "output/tiny/checkpoints"))
+            for p in (tmp_path / "straight", tmp_path / "halves"))
+    for group, names in groups:
+        for net in names:
+            for key, value in a[group][net].items():
+                assert torch.equal(value, b[group][net][key]), f"{group}.{net}.{key} differs"

@@ -198,7 +198,7 @@ def test_reed_hdf5_written_independently_trains_and_samples(tmp_path, capsys):
     ds = ReedH5Dataset(h5, "train", image_size=32, augment=True, wrong_image=True)
     assert len(ds) == 18 and ds.embed_dim == 1024 and len(ds.class_names) == 3
     item = ds[(0, 7)]
-    assert item["images"][0].shape == (3, 32, 32) and item["wrong_images"].shape == (3, 32, 32)
+    assert item["images"][0].shape == (3, 32, 32) and item["wrong_images"][-1].shape == (3, 32, 32)
     picks = [other_class_index(ds.class_ids, 0, np.random.default_rng(seed)) for seed in range(20)]
     assert all(ds.class_ids[p] != ds.class_ids[0] for p in picks) and len(set(picks)) > 1
     assert torch.equal(ds[(3, 1)]["images"][0], ds[(3, 1)]["images"][0])  # a seed fixes the augmentation
@@ -444,7 +444,7 @@ def test_hard_mismatches_give_wrong_images_of_the_nearest_other_classes(tmp_path
     variant.build(dataset)
     dataset.augment = False  # images as evaluation loads them, to compare
     for index in range(len(dataset)):
-        wrong = dataset[(index, index)]["wrong_images"]
+        wrong = dataset[(index, index)]["wrong_images"][-1]
         partners = dataset.partners[index]
         assert all(dataset.class_ids[p] != dataset.class_ids[index] for p in partners)
         rng = np.random.default_rng(0)

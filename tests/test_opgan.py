@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import ROOT, torchrun_train, write_coco, write_random_damsm
+from conftest import ROOT, assert_resume_is_exact, torchrun_train, write_coco, write_random_damsm
 from ganstack.cli import main
 from ganstack.config import load_config
 from ganstack.data.opgan import LayoutDataset
@@ -169,23 +169,8 @@ def test_spectral_norm_switch_and_exact_resume(tmp_path, shapes_dir, damsm_dir):
         assert convs and all(nn.utils.parametrize.is_parametrized(m, "weight") and m.bias is not None for m in convs)
         assert not any(isinstance(m, nn.BatchNorm2d) for m in nets[name].modules())
     assert not any(nn.utils.parametrize.is_parametrized(m) for m in nets["G"].modules())
-    assert_resume_is_exact(tmp_path, shapes_dir, damsm_dir, [a for s in on for a in ("--set", s)],
-                           (("nets", ("G", "D0", "D1")), ("ema", ("G",))))
-
-
-def assert_resume_is_exact(tmp_path, shapes_dir, damsm_dir, flags: list[str], groups) -> None:
-    """4 steps straight and 2 + 2 with a resume give equal weights in every (group, nets) of `groups`."""
-    straight = tiny_cfg(tmp_path / "straight", shapes_dir, damsm_dir)
-    assert main(["train", str(straight), "--device", "cpu", *flags, *sets(TRAIN__MAX_STEPS=4)]) == 0
-    halves = tiny_cfg(tmp_path / "halves", shapes_dir, damsm_dir)
-    for steps in (2, 4):
-        assert main(["train", str(halves), "--device", "cpu", *flags, *sets(TRAIN__MAX_STEPS=steps)]) == 0
-    a, b = (load_checkpoint(latest_checkpoint(p / "output/tiny/checkpoints"))
-            for p in (tmp_path / "straight", tmp_path / "halves"))
-    for group, names in groups:
-        for net in names:
-            for key, value in a[group][net].items():
-                assert torch.equal(value, b[group][net][key]), f"{group}.{net}.{key} differs"
+    assert_resume_is_exact(lambda path: tiny_cfg(path, shapes_dir, damsm_dir), tmp_path,
+                           [a for s in on for a in ("--set", s)], (("nets", ("G", "D0", "D1")), ("ema", ("G",))))
 
 
 def test_two_process_torchrun_trains_opgan(tmp_path, shapes_dir, damsm_dir):
@@ -369,4 +354,5 @@ def test_batches_by_object_count_train_and_resume_exactly(tmp_path, shapes_dir, 
     assert list(BucketBatchSampler(groups, sizes, seed=0, epoch=1, world=2, start=2)) == ranks[0][2:]
 
     buckets = ["--set", "TRAIN.OPTIMIZE_DATA_LOADING=true", "--set", "TRAIN.BATCH_SIZE=[5, 3, 2, 4]"]
-    assert_resume_is_exact(tmp_path, shapes_dir, damsm_dir, buckets, (("nets", ("G", "D0", "D1")),))
+    assert_resume_is_exact(lambda path: tiny_cfg(path, shapes_dir, damsm_dir), tmp_path, buckets,
+                           (("nets", ("G", "D0", "D1")),))

@@ -26,7 +26,7 @@ DEFAULTS: dict[str, Any] = {
     "DATA_DIR": "data/shapes",
     "OUTPUT_DIR": "output",
     "RUN_NAME": "",              # output/<RUN_NAME>; derived from the cfg file name when empty
-    "GPU_ID": 0,                 # kept for original cfg files; devices come from train.sh / --device
+    "GPU_ID": None,              # kept for original cfg files (0, or StackGAN's "0,1"); devices come from train.sh
     "CUDA": True,                # idem
     "WORKERS": 2,
     "SEED": 0,
@@ -35,6 +35,8 @@ DEFAULTS: dict[str, Any] = {
     "MAX_OBJECTS": 3,            # OP-GAN: objects per layout (3: the bboxes.pickle files; up to 10: the _large ones)
     "DEBUG": False,              # OP-GAN's cfg key; only false is accepted (use TRAIN.MAX_STEPS for short runs)
     "DEBUG_NUM_DATAPOINTS": 100,
+    "EMBEDDING_TYPE": "cnn-rnn",  # StackGAN++'s text: cnn-rnn | cnn-gru | skip-thought (the authors' embedding
+                                  # pickles) | damsm (captions through TRAIN.NET_E: free text works)
     "TREE": {"BRANCH_NUM": 1, "BASE_SIZE": 64},
     "TRAIN": {
         "FLAG": True,
@@ -81,11 +83,21 @@ DEFAULTS: dict[str, Any] = {
                                  # TRAIN.BATCH_SIZE as a list (0, 1, 2, ... objects; the last size for more)
         "EMPTY_CACHE": False,    # OP-GAN's cfg key: frees cached CUDA memory after sampling (a memory hint)
         "GENERATED_BBOXES": False,  # OP-GAN: the test split's layouts come from bboxes_generated.pickle
+        "NET_D": "",             # StackGAN++'s key for the authors' netD<i>.pth files; only empty is accepted
+                                 # (training resumes from ganstack checkpoints)
+        "VIS_COUNT": 64,         # StackGAN++: generated images in each TensorBoard grid
+        "COEFF": {               # StackGAN++'s loss weights (the authors' defaults)
+            "KL": 2.0,           # conditioning augmentation's KL
+            "UNCOND_LOSS": 0.0,  # the unconditional logit's terms beside the conditional ones (birds: 1.0)
+            "COLOR_LOSS": 0.0,   # colour consistency between adjacent scales (paper 1; the LSUN cfgs 50)
+        },
         "SMOOTH": {"GAMMA1": 5.0, "GAMMA2": 5.0, "GAMMA3": 10.0, "LAMBDA": 1.0},
     },
     "GAN": {
         "DF_DIM": 64, "GF_DIM": 128, "Z_DIM": 100, "CONDITION_DIM": 100, "R_NUM": 2,
         "B_ATTENTION": True, "B_DCGAN": False,
+        "B_CONDITION": False,    # StackGAN++: text-conditional (true) or unconditional (false, the authors' default)
+        "NETWORK_TYPE": "default",  # StackGAN++'s cfg key; only default exists
         # OP-GAN (the authors' names; GEN_FEAT_DIM, DISC_FEAT_DIM, GLOBAL_Z_DIM, TEXT_CONDITION_DIM and
         # RESIDUAL_NUM are read as GF_DIM, DF_DIM, Z_DIM, CONDITION_DIM and R_NUM)
         "LOCAL_Z_DIM": 32,       # the object pathway's noise
@@ -217,6 +229,9 @@ DEFAULTS: dict[str, Any] = {
         "NUM_TRAIN": 2400,
         "NUM_TEST": 600,
     },
+    "TEST": {
+        "B_EXAMPLE": True,       # StackGAN++'s cfg key (grids or single images); sample.sh writes both
+    },
     "EVAL": {
         "R_PRECISION_RUNS": 10,
         "R_PRECISION_CANDIDATES": 100,   # 1 true + 99 random captions
@@ -335,17 +350,23 @@ def _check_type(key: str, value: Any, default: Any, source: str) -> Any:
     )
 
 
-# The OP-GAN authors' names for AttnGAN's keys: one setting, two spellings.
+# The OP-GAN and StackGAN++ authors' names for AttnGAN's keys: one setting, two spellings.
 ALIASES = {"GAN.GEN_FEAT_DIM": "GAN.GF_DIM", "GAN.DISC_FEAT_DIM": "GAN.DF_DIM", "GAN.GLOBAL_Z_DIM": "GAN.Z_DIM",
-           "GAN.TEXT_CONDITION_DIM": "GAN.CONDITION_DIM", "GAN.RESIDUAL_NUM": "GAN.R_NUM"}
+           "GAN.TEXT_CONDITION_DIM": "GAN.CONDITION_DIM", "GAN.RESIDUAL_NUM": "GAN.R_NUM",
+           "GAN.EMBEDDING_DIM": "GAN.CONDITION_DIM", "TEXT.DIMENSION": "TEXT.EMBEDDING_DIM",
+           "TEST.SAMPLE_NUM": "EVAL.NUM_IMAGES"}
 
 
-def _merge(base: dict, update: dict, schema: dict, source: str, prefix: str = "") -> None:
+def _merge(base: dict, update: dict, schema: dict, source: str, prefix: str = "", root: tuple | None = None) -> None:
+    root = root or (base, schema)
     for key, value in update.items():
         full = prefix + str(key)
         if full in ALIASES:
-            full = ALIASES[full]
-            key = full.rsplit(".", 1)[1]
+            target = ALIASES[full]
+            if target.rsplit(".", 1)[0] != full.rsplit(".", 1)[0]:  # a key of another group
+                _merge(root[0], _nest(target, value), root[1], source, "", root)
+                continue
+            full, key = target, target.rsplit(".", 1)[1]
         if key not in schema:
             shown = full if full.isprintable() and full.strip() == full and full else repr(full)
             raise GanstackError(f"{source}: unknown key {shown}{_nearest(full)}")
@@ -353,7 +374,7 @@ def _merge(base: dict, update: dict, schema: dict, source: str, prefix: str = ""
         if isinstance(default, dict):
             if not isinstance(value, dict):
                 raise GanstackError(f"{source}: {full} must be a mapping of keys, got {value!r}")
-            _merge(base[key], value, default, source, full + ".")
+            _merge(base[key], value, default, source, full + ".", root)
         else:
             base[key] = _check_type(full, value, default, source)
 
@@ -468,6 +489,8 @@ _CHOICES = {
     "RNN_TYPE": ("LSTM", "GRU"),
     "DAMSM.IMAGE_ENCODER": ("cnn", "inception"),
     "SHAPES.LEVEL": ("single", "scenes", "crowded"),
+    "EMBEDDING_TYPE": ("cnn-rnn", "cnn-gru", "skip-thought", "damsm"),
+    "GAN.NETWORK_TYPE": ("default",),
     "GAN.TYPE": ("gan", "wgan", "wgan-gp", "vanilla_gan", "vanilla_wgan"),
     "GAN.ADV_LOSS": ("auto", "bce", "lsgan", "hinge", "wasserstein"),
     "GAN.D_NORM": ("auto", "batch", "layer", "spectral", "none"),
@@ -510,6 +533,12 @@ def validate(cfg: Config) -> None:
             raise GanstackError(f"config: {key} must be > 0, got {value}")
     if cfg.GAN.R1_GAMMA < 0:
         raise GanstackError(f"config: GAN.R1_GAMMA must be >= 0 (0 turns R1 off), got {cfg.GAN.R1_GAMMA}")
+    for key in ("KL", "UNCOND_LOSS", "COLOR_LOSS"):
+        if cfg.TRAIN.COEFF[key] < 0:
+            raise GanstackError(f"config: TRAIN.COEFF.{key} must be >= 0 (0 turns the term off), got {cfg.TRAIN.COEFF[key]}")
+    if cfg.TRAIN.NET_D:
+        raise GanstackError(f"config: TRAIN.NET_D={cfg.TRAIN.NET_D}: the authors' netD files are not read; training "
+                            "resumes from ganstack checkpoints (set TRAIN.NET_D: '')")
     if not 0 <= cfg.GAN.HARD_MISMATCH <= 1:
         raise GanstackError(f"config: GAN.HARD_MISMATCH must lie in [0, 1] (0 turns it off), "
                             f"got {cfg.GAN.HARD_MISMATCH}")

@@ -141,44 +141,31 @@ def to_tensor(img: Image.Image) -> torch.Tensor:
     return arr.float().div_(127.5).sub_(1.0)
 
 
-class TextImageDataset(torch.utils.data.Dataset):
-    """Images with their captions; one random caption of the image per sample.
+def image_pyramid(img: Image.Image, sizes: list[int]) -> list[torch.Tensor]:
+    """One tensor per size, the largest as it is and the others resized from it (bilinear), as
+    StackGAN's and AttnGAN's loaders feed every stage."""
+    top = sizes[-1]
+    return [to_tensor(img if s == top else img.resize((s, s), Image.BILINEAR)) for s in sizes]
 
-    Items are ``(index, seed)`` pairs from data.sampler (a plain int index uses
-    seed 0 and no augmentation randomness across calls).
-    """
 
-    def __init__(self, data_dir: str | Path, split: str, *, image_sizes: list[int], words_num: int,
-                 captions_per_image: int, augment: bool, flip: bool, captions: CaptionSet | None = None,
-                 wrong_image: bool = False, wrong_caption: bool = False, crop: bool = True):
+class KeyedImages(torch.utils.data.Dataset):
+    """The images of a split named by filenames.pickle (and their class ids), read as AttnGAN's
+    and StackGAN's loaders read them: CUB birds cropped around their bounding boxes, then the
+    crop jitter and flip of training, then one tensor per stage size."""
+
+    def __init__(self, data_dir: str | Path, split: str, *, image_sizes: list[int], augment: bool, flip: bool,
+                 crop: bool = True):
         self.data_dir = Path(data_dir)
         if not self.data_dir.is_dir():
             raise GanstackError(f"DATA_DIR={self.data_dir}: folder not found")
         self.split = split
         self.keys = load_keys(self.data_dir, split)
         self.class_ids = load_class_ids(self.data_dir, split, len(self.keys))
-        if captions is None:
-            other = load_keys(self.data_dir, "test" if split == "train" else "train")
-            train_keys, test_keys = (self.keys, other) if split == "train" else (other, self.keys)
-            captions = load_or_build_captions(self.data_dir, train_keys, test_keys, captions_per_image)
-        self.captions = captions
-        self.split_captions = captions.split(split)
-        self.captions_per_image = captions_per_image
         self.image_sizes = list(image_sizes)
-        self.words_num = words_num
         self.augment, self.flip, self.crop = augment, flip, crop  # crop: TRAIN.CROP_JITTER
-        self.wrong_image = wrong_image  # add an image of another class (GAN-INT-CLS's mismatched pair)
-        self.wrong_caption = wrong_caption  # add a caption of another class's image (AttnGAN's, with hard mismatches)
-        self.partners: np.ndarray | None = None  # use_hard_mismatches: each item's nearest other-class items
-        self.hard_fraction = 0.0
-        self.random_caption = augment  # evaluation sets it to draw one random true caption per image
         cub = self.data_dir / "CUB_200_2011"
         self.boxes = load_cub_boxes(cub) if (cub / "bounding_boxes.txt").is_file() else None
         self.image_dir = cub / "images" if self.boxes is not None else self.data_dir / "images"
-
-    @property
-    def vocab(self):
-        return self.captions.vocab
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -196,10 +183,39 @@ class TextImageDataset(torch.utils.data.Dataset):
         img = Image.open(self.image_path(index)).convert("RGB")
         if self.boxes is not None:
             img = crop_to_box(img, self.boxes[self.keys[index]])
-        top = self.image_sizes[-1]
-        img, layout = fit_image_and_boxes(img, layout, top, augment=self.augment, flip=self.flip, rng=rng,
-                                          crop=self.crop)
-        return [to_tensor(img if s == top else img.resize((s, s), Image.BILINEAR)) for s in self.image_sizes], layout
+        img, layout = fit_image_and_boxes(img, layout, self.image_sizes[-1], augment=self.augment, flip=self.flip,
+                                          rng=rng, crop=self.crop)
+        return image_pyramid(img, self.image_sizes), layout
+
+
+class TextImageDataset(KeyedImages):
+    """Images with their captions; one random caption of the image per sample.
+
+    Items are ``(index, seed)`` pairs from data.sampler (a plain int index uses
+    seed 0 and no augmentation randomness across calls).
+    """
+
+    def __init__(self, data_dir: str | Path, split: str, *, image_sizes: list[int], words_num: int,
+                 captions_per_image: int, augment: bool, flip: bool, captions: CaptionSet | None = None,
+                 wrong_image: bool = False, wrong_caption: bool = False, crop: bool = True):
+        super().__init__(data_dir, split, image_sizes=image_sizes, augment=augment, flip=flip, crop=crop)
+        if captions is None:
+            other = load_keys(self.data_dir, "test" if split == "train" else "train")
+            train_keys, test_keys = (self.keys, other) if split == "train" else (other, self.keys)
+            captions = load_or_build_captions(self.data_dir, train_keys, test_keys, captions_per_image)
+        self.captions = captions
+        self.split_captions = captions.split(split)
+        self.captions_per_image = captions_per_image
+        self.words_num = words_num
+        self.wrong_image = wrong_image  # add an image of another class (GAN-INT-CLS's mismatched pair)
+        self.wrong_caption = wrong_caption  # add a caption of another class's image (AttnGAN's, with hard mismatches)
+        self.partners: np.ndarray | None = None  # use_hard_mismatches: each item's nearest other-class items
+        self.hard_fraction = 0.0
+        self.random_caption = augment  # evaluation sets it to draw one random true caption per image
+
+    @property
+    def vocab(self):
+        return self.captions.vocab
 
     def object_boxes(self, index: int, rng: np.random.Generator) -> np.ndarray | None:
         """Layout readers (OP-GAN's) return the item's (M, 4) boxes; this reader has none."""
@@ -241,7 +257,7 @@ class TextImageDataset(torch.utils.data.Dataset):
             images, boxes = self.load_images_and_boxes(index, rng, self.object_boxes(index, rng))
             if self.wrong_image:
                 current = self.mismatched_index(index, rng)
-                wrong = self.load_images(current, rng)[-1]
+                wrong = self.load_images(current, rng)  # one per image size, as "images"
         except (OSError, ValueError, SyntaxError) as e:
             # A damaged file must not kill an epoch: collate drops it and counts it.
             warnings.warn(f"{self.image_path(current)}: unreadable image skipped ({e})", stacklevel=2)

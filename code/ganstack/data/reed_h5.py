@@ -133,7 +133,7 @@ class ReedH5Dataset(torch.utils.data.Dataset):
         sample = {"images": [image], "embedding": embedding,
                   "class_id": int(self.class_ids[index]), "index": index}
         if wrong is not None:
-            sample["wrong_images"] = wrong
+            sample["wrong_images"] = [wrong]  # one per image size, as "images"
         return sample
 
 

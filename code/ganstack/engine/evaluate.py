@@ -75,8 +75,8 @@ def from_authors_checkpoint(state: dict) -> dict:
     return {"nets": nets, "step": None}
 
 
-# Images generated for IS/FID on the big sets, as AttnGAN / OP-GAN / DM-GAN report them.
-PROTOCOL_IMAGES = {"birds": 30000, "cub": 30000, "coco": 30000}
+# Images generated for IS/FID on the big sets, as AttnGAN / OP-GAN / DM-GAN / StackGAN++ report them.
+PROTOCOL_IMAGES = {"birds": 30000, "cub": 30000, "coco": 30000, "bedroom": 30000}
 
 
 def _generated_stream(variant, conditions, noise, batch_size: int, save_dir: Path | None):
@@ -179,7 +179,7 @@ def generation_metrics(cfg: Config, variant, split: str, seed: int, save_dir: Pa
                                    np.asarray(dataset.class_ids)[indices]))
     report.update(scores)
     report["reference_cache"] = cache.events
-    if "judge" in extractors:
+    if "judge" in extractors and conditions is not None:  # unconditional images have no caption to match
         from ..metrics.shapes_judge import load_labels, score_predictions
         labels = load_labels(cfg.DATA_DIR, split)
         report["object_accuracy"] = score_predictions(features["judge"]["probs"] > 0.5, labels[indices])

@@ -236,12 +236,13 @@ class LogitHead(nn.Module):
 
 class StageDiscriminator(nn.Module):
     """D_NET64, D_NET128, D_NET256 and beyond (any power-of-two image_size >= 32): encodes the
-    image to (ndf*8, 4, 4); `COND_DNET` and `UNCOND_DNET` score it with and without the sentence.
+    image to (ndf*8, 4, 4); `COND_DNET` and `UNCOND_DNET` score it with and without the sentence
+    (either may be left out: conditional=False, unconditional=False).
     norm: batch (the original) | spectral (batch norm removed, convs with biases; apply
     `nets.init.spectrally_normalised` after initialising) | none."""
 
     def __init__(self, image_size: int, *, df_dim: int = 64, embedding_dim: int = 256, unconditional: bool = True,
-                 norm: str = "batch"):
+                 conditional: bool = True, norm: str = "batch"):
         super().__init__()
         if norm not in D_NORMS:
             raise ValueError(f"discriminator norm {norm!r} is not one of {D_NORMS}")
@@ -262,7 +263,8 @@ class StageDiscriminator(nn.Module):
             width //= 2
         if unconditional:
             self.UNCOND_DNET = LogitHead(ndf, embedding_dim, conditional=False, norm=norm)
-        self.COND_DNET = LogitHead(ndf, embedding_dim, conditional=True, norm=norm)
+        if conditional:  # StackGAN++'s unconditional mode has the unconditional head alone
+            self.COND_DNET = LogitHead(ndf, embedding_dim, conditional=True, norm=norm)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """images (B, 3, S, S) -> image code (B, ndf*8, 4, 4); score it with the heads."""

@@ -12,6 +12,7 @@ _VARIANTS = {
     "srcnn": "ganstack.variants.srcnn:SRCNNVariant",
     "srgan": "ganstack.variants.srgan:SRGANVariant",
     "srresnet": "ganstack.variants.srresnet:SRResNetVariant",
+    "stackgan2": "ganstack.variants.stackgan2:StackGAN2",
 }
 
 

@@ -195,7 +195,7 @@ class GanIntCls(Variant):
             d_terms = {"loss/D_real": discriminator_term(self.adv, real_logits, True, real_label=smooth),
                        "loss/D_fake": fake_weight * discriminator_term(self.adv, fake_logits, False)}
             if self.cls:
-                wrong_logits, _ = D(aug(batch["wrong_images"]), h)
+                wrong_logits, _ = D(aug(batch["wrong_images"][-1]), h)
                 d_terms["loss/D_wrong"] = gan.CLS_WEIGHT * discriminator_term(self.adv, wrong_logits, False)
             if gan.TYPE == "wgan-gp":  # the critic being trained is D after augmentation: penalise that one
                 d_terms["loss/D_gradient_penalty"] = gan.GP_LAMBDA * gradient_penalty(
