@@ -98,6 +98,9 @@ DEFAULTS: dict[str, Any] = {
         "B_ATTENTION": True, "B_DCGAN": False,
         "B_CONDITION": False,    # StackGAN++: text-conditional (true) or unconditional (false, the authors' default)
         "NETWORK_TYPE": "default",  # StackGAN++'s cfg key; only default exists
+        "D_MU_GRAD": True,       # StackGAN++: G's adversarial terms also move the CA mean D reads as its condition
+                                 # (the authors' code); false: D reads it detached, so the CA learns only through
+                                 # the images it conditions (not in the code)
         # OP-GAN (the authors' names; GEN_FEAT_DIM, DISC_FEAT_DIM, GLOBAL_Z_DIM, TEXT_CONDITION_DIM and
         # RESIDUAL_NUM are read as GF_DIM, DF_DIM, Z_DIM, CONDITION_DIM and R_NUM)
         "LOCAL_Z_DIM": 32,       # the object pathway's noise

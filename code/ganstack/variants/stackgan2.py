@@ -20,7 +20,8 @@ training step, as the authors' trainer (code/trainer.py):
                  covariances, the coarser scale a fixed target)
                + TRAIN.COEFF.KL x KL(N(mu, sigma) || N(0, I))  (conditional).
 The paper's losses have no mismatched images (its conditional term is real vs generated); the
-defaults follow the authors' code. TRAIN.COEFF.COLOR_LOSS is 1 in the paper and 50 in the authors'
+defaults follow the authors' code, in which G's adversarial terms also reach the CA mean through D's
+condition input (GAN.D_MU_GRAD: false cuts that path, a setting not in the code). TRAIN.COEFF.COLOR_LOSS is 1 in the paper and 50 in the authors'
 LSUN cfgs. Adam 2e-4, betas (0.5, 0.999); the EMA generator (0.999) samples.
 
 Text comes from the authors' embedding pickles (EMBEDDING_TYPE cnn-rnn, cnn-gru, skip-thought;
@@ -174,7 +175,8 @@ class StackGAN2(Variant):
         code = D(fake)
         if mu is None:
             return generator_term("bce", D.UNCOND_DNET(code))
-        loss = generator_term("bce", D.COND_DNET(code, mu))  # mu not detached: G's CA learns through D, as the authors'
+        condition = mu if self.cfg.GAN.D_MU_GRAD else mu.detach()  # the authors' code: not detached
+        loss = generator_term("bce", D.COND_DNET(code, condition))
         if self.uncond_weight > 0:
             loss = loss + self.uncond_weight * generator_term("bce", D.UNCOND_DNET(code))
         return loss
