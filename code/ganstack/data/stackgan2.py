@@ -33,7 +33,7 @@ import torch
 from PIL import Image
 
 from ..errors import GanstackError
-from .attngan import KeyedImages, crop_to_box, fit_image, image_pyramid
+from .attngan import KeyedImages, fit_image, image_pyramid
 from .pickles import load_pickle
 
 EMBEDDING_FILES = {"cnn-rnn": "char-CNN-RNN-embeddings.pickle", "cnn-gru": "char-CNN-GRU-embeddings.pickle",
@@ -129,16 +129,19 @@ class _Pyramids(torch.utils.data.Dataset):
     def name(self, index: int) -> str:
         raise NotImplementedError
 
+    def load_images(self, index: int, rng: np.random.Generator) -> list[torch.Tensor]:
+        img = fit_image(self.open(index).convert("RGB"), self.image_sizes[-1], augment=self.augment,
+                        flip=self.flip, rng=rng, crop=self.crop)
+        return image_pyramid(img, self.image_sizes)
+
     def __getitem__(self, item):
         index, seed = item if isinstance(item, tuple) else (item, 0)
-        rng = np.random.default_rng(seed)
         try:
-            img = fit_image(self.open(index).convert("RGB"), self.image_sizes[-1], augment=self.augment,
-                            flip=self.flip, rng=rng, crop=self.crop)
+            images = self.load_images(index, np.random.default_rng(seed))
         except (OSError, ValueError, SyntaxError) as e:
             warnings.warn(f"{self.name(index)}: unreadable image skipped ({e})", stacklevel=2)
             return None
-        return {"images": image_pyramid(img, self.image_sizes), "index": index}
+        return {"images": images, "index": index}
 
 
 class LsunDataset(_Pyramids):
@@ -211,7 +214,7 @@ class KeyedImagesOnly(_Pyramids):
 
     def __init__(self, data_dir: str | Path, split: str, **kwargs):
         super().__init__(**kwargs)
-        self.images = KeyedImages(data_dir, split, image_sizes=self.image_sizes, augment=False, flip=False)
+        self.images = KeyedImages(data_dir, split, **kwargs)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -219,11 +222,8 @@ class KeyedImagesOnly(_Pyramids):
     def name(self, index: int) -> str:
         return str(self.images.image_path(index))
 
-    def open(self, index: int) -> Image.Image:
-        img = Image.open(self.images.image_path(index))
-        if self.images.boxes is not None:
-            img = crop_to_box(img.convert("RGB"), self.images.boxes[self.images.keys[index]])
-        return img
+    def load_images(self, index: int, rng: np.random.Generator) -> list[torch.Tensor]:
+        return self.images.load_images(index, rng)  # its box crop, jitter and flip
 
 
 def _split_names(split: str) -> list[str]:

@@ -206,14 +206,11 @@ class StackGAN2(Variant):
                                 "train with EMBEDDING_TYPE: damsm and a DAMSM encoder (TRAIN.NET_E)")
         return self.embedder.embed_texts(texts)
 
-    def sentence_codes(self, conditions: torch.Tensor) -> torch.Tensor:
-        return conditions  # EMBEDDING_TYPE damsm: the conditions are DAMSM sentence codes
-
     def damsm_image_encoder(self):
         """R-precision needs the DAMSM image encoder beside TRAIN.NET_E (EMBEDDING_TYPE damsm only)."""
         return paired_image_encoder(self.cfg.TRAIN.NET_E) if self.embedder is not None else None
 
-    def _captions(self, dataset, index: int, sent: int) -> str:
+    def _caption(self, dataset, index: int, sent: int) -> str:
         if isinstance(dataset, EmbeddingImageDataset):
             return dataset.captions_of(index)[sent]
         return dataset.vocab.decode(dataset.split_captions[index * dataset.captions_per_image + sent])
@@ -234,7 +231,7 @@ class StackGAN2(Variant):
         indices = list(range(min(count, len(dataset)))) if count > 0 else list(range(len(dataset)))
         gen = torch.Generator().manual_seed(seed)
         sents = torch.randint(dataset.captions_per_image, (len(indices),), generator=gen).tolist()
-        texts = [self._captions(dataset, i, s) for i, s in zip(indices, sents)]
+        texts = [self._caption(dataset, i, s) for i, s in zip(indices, sents)]
         return texts, self._conditions(dataset, indices, sents), indices
 
     def evaluation_conditions(self, split: str) -> tuple[torch.Tensor | None, list[int]]:
