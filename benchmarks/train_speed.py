@@ -9,7 +9,9 @@ COCO layout with MAX_OBJECTS random boxes and labels per image in OP-GAN's pickl
 plus random char-CNN-RNN embedding pickles, or the images alone when unconditional), and a
 DAMSM text encoder plus an Inception image encoder (random weights, the authors' file format)
 for TRAIN.NET_E. pix2pix configs: 32 random A|B pairs in the aligned (facades) layout at
-DATA.LOAD_SIZE. Speed does not depend on the pixels or the weights.
+DATA.LOAD_SIZE. Super-resolution configs: 16 random HR PNGs per split in DIV2K's layout (SRGAN:
+from scratch, with a random VGG19 in torchvision's file format). Speed does not depend on the pixels
+or the weights.
 
     .venv/bin/python benchmarks/train_speed.py cfg/pix2pix/facades.yml --fake-data   # unet_256, batch 1
 
@@ -125,6 +127,25 @@ def write_fake_pairs(root: Path, load_size: int, count: int = 32) -> Path:
     return root / "pairs"
 
 
+def write_fake_hr(root: Path, crop: int, count: int = 16) -> Path:
+    """DIV2K's layout (DIV2K_train_HR/, DIV2K_valid_HR/) of random PNGs a little larger than the HR crop."""
+    rng = np.random.default_rng(0)
+    for split in ("train", "valid"):
+        folder = root / "DIV2K" / f"DIV2K_{split}_HR"
+        folder.mkdir(parents=True)
+        for i in range(count):
+            side = crop + crop // 2
+            pixels = rng.integers(0, 256, (side, side, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(folder / f"{i + 1:04d}.png")
+    return root / "DIV2K"
+
+
+def write_fake_vgg19(path: Path) -> None:
+    """torchvision's VGG19 with random weights, saved as its state dict (the perceptual losses' file)."""
+    from torchvision.models import vgg19
+    torch.save(vgg19().state_dict(), path)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("cfg")
@@ -132,32 +153,47 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=3)
-    ap.add_argument("--fake-data", action="store_true", help="random data (and encoders): birds layout, or aligned pairs for pix2pix")
+    ap.add_argument("--fake-data", action="store_true", help="random data (and encoders): birds or COCO layout, aligned pairs for pix2pix, DIV2K layout for super-resolution")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as out:
         cfg = load_config(args.cfg, args.overrides + [f"OUTPUT_DIR={out}"])
+        largest = max(cfg.TRAIN.BATCH_SIZE) if isinstance(cfg.TRAIN.BATCH_SIZE, list) else cfg.TRAIN.BATCH_SIZE
+        count = max(64, largest * (args.steps + 1))  # one epoch holds the timed steps: no worker restarts
         if args.fake_data and cfg.VARIANT == "pix2pix":
-            data = write_fake_pairs(Path(out), max(cfg.DATA.LOAD_SIZE, cfg.DATA.CROP_SIZE))
+            data = write_fake_pairs(Path(out), max(cfg.DATA.LOAD_SIZE, cfg.DATA.CROP_SIZE), count)
             cfg = load_config(args.cfg, args.overrides + [f"OUTPUT_DIR={out}", f"DATA_DIR={data}"])
+        elif args.fake_data and cfg.VARIANT in ("srresnet", "srgan", "srcnn"):
+            data, sets = write_fake_hr(Path(out), cfg.SR.HR_CROP), []
+            if cfg.VARIANT == "srgan":  # from scratch, with random VGG19 weights
+                write_fake_vgg19(Path(out) / "vgg19.pth")
+                sets = ["TRAIN.NET_G=", f"SR.VGG_WEIGHTS={Path(out) / 'vgg19.pth'}"]
+            cfg = load_config(args.cfg, args.overrides + [f"OUTPUT_DIR={out}", f"DATA_DIR={data}", *sets])
         elif args.fake_data:
             size = cfg.TREE.BASE_SIZE * 2 ** (cfg.TREE.BRANCH_NUM - 1)
             if cfg.VARIANT == "opgan":
-                data = write_fake_coco_layouts(Path(out), size, captions=cfg.TEXT.CAPTIONS_PER_IMAGE,
+                data = write_fake_coco_layouts(Path(out), size, count, captions=cfg.TEXT.CAPTIONS_PER_IMAGE,
                                                objects=cfg.MAX_OBJECTS, classes=cfg.TEXT.CLASSES_NUM - 1)
             else:
-                data = write_fake_birds(Path(out), size, captions=cfg.TEXT.CAPTIONS_PER_IMAGE)
+                data = write_fake_birds(Path(out), size, count, captions=cfg.TEXT.CAPTIONS_PER_IMAGE)
             if cfg.VARIANT == "stackgan2":
                 write_fake_embeddings(data, cfg.TEXT.EMBEDDING_DIM, cfg.TEXT.CAPTIONS_PER_IMAGE)
-            cfg = load_config(args.cfg, args.overrides + [f"OUTPUT_DIR={out}", f"DATA_DIR={data}",
-                                                          f"TRAIN.NET_E={Path(out) / 'text_encoder.pth'}"])
+            sets = [f"TRAIN.NET_E={Path(out) / 'text_encoder.pth'}"]
+            if cfg.VARIANT == "damsm":  # its image encoder starts from torchvision's Inception-v3 file
+                from torchvision.models import inception_v3
+                torch.save(inception_v3(weights=None, aux_logits=True, init_weights=False).state_dict(),
+                           Path(out) / "inception.pth")
+                sets = [f"DAMSM.INCEPTION_WEIGHTS={Path(out) / 'inception.pth'}"]
+            cfg = load_config(args.cfg, args.overrides + [f"OUTPUT_DIR={out}", f"DATA_DIR={data}", *sets])
         trainer = Trainer(cfg, device=args.device)
         variant, opt, dev = trainer.variant, trainer.updater, trainer.env.device
         variant.train(True)
         batches = iter(trainer._loader())
         batch = _to_device(next(batches), dev)
-        for i in range(args.warmup):
+        for i in range(args.warmup):  # includes cuDNN's autotuning, whose trial workspaces are not kept
             variant.train_step(batch, i, opt)
         sync(dev)
+        if dev.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(dev)
         t0 = time.perf_counter()
         for i in range(args.steps):
             variant.train_step(batch, i, opt)
@@ -174,10 +210,13 @@ def main() -> None:
         sync(dev)
         end_to_end = n / (time.perf_counter() - t0)
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
-    print(json.dumps({"config": args.cfg, "overrides": args.overrides, "device": name,
-                      "precision": cfg.TRAIN.PRECISION, "batch_size": cfg.TRAIN.BATCH_SIZE,
-                      "images_per_sec_compute": round(compute, 2),
-                      "images_per_sec_end_to_end": round(end_to_end, 2)}))
+    report = {"config": args.cfg, "overrides": args.overrides, "device": name,
+              "precision": cfg.TRAIN.PRECISION, "batch_size": cfg.TRAIN.BATCH_SIZE,
+              "images_per_sec_compute": round(compute, 2),
+              "images_per_sec_end_to_end": round(end_to_end, 2)}
+    if dev.type == "cuda":
+        report["peak_gpu_memory_gib"] = round(torch.cuda.max_memory_allocated(dev) / 2 ** 30, 2)
+    print(json.dumps(report))
 
 
 if __name__ == "__main__":

@@ -97,10 +97,10 @@ class Workspace:
     """A shapes set (and its aligned pairs), one config per family and the text encoder the
     text-to-image families need (a short DAMSM run of the damsm config), under `root`."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, device: str = "cpu", sets: tuple[str, ...] = ()):
         from ganstack.data.synthetic.shapes import prepare_shapes
         from ganstack.data.synthetic.shapes_aligned import export_aligned
-        self.root = Path(root)
+        self.root, self.device, self.sets = Path(root), device, tuple(sets)
         self.root.mkdir(parents=True, exist_ok=True)
         prepare_shapes(self.root / "shapes", level="single", num_train=24, num_test=8, size=64, seed=0)
         export_aligned(self.root / "shapes", self.root / "shapes_aligned")
@@ -116,10 +116,11 @@ class Workspace:
             check(done.returncode == 0, f"the DAMSM run for the text encoder failed: {done.stderr[-500:]}")
 
     # ------------------------------------------------------------------ processes
-    def command(self, family: str, run: str, *sets: str, extra: tuple[str, ...] = ()) -> list[str]:
-        cmd = [sys.executable, "-m", "ganstack", "train", str(self.cfgs[family]), "--device", "cpu",
+    def command(self, family: str, run: str, *sets: str, extra: tuple[str, ...] = (),
+                device: str | None = None) -> list[str]:
+        cmd = [sys.executable, "-m", "ganstack", "train", str(self.cfgs[family]), "--device", device or self.device,
                "--set", f"RUN_NAME={run}", *extra]
-        for s in sets:
+        for s in (*self.sets, *sets):
             cmd += ["--set", s]
         return cmd
 
@@ -342,7 +343,7 @@ def ddp_worker_death(ws: Workspace, family: str, rng: random.Random) -> dict:
     log.parent.mkdir(parents=True, exist_ok=True)
     def torchrun(*sets: str, launcher: tuple[str, ...] = ()) -> list[str]:
         return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", *launcher,
-                *ws.command(family, run, "TRAIN.BATCH_SIZE=4", *sets)[1:]]  # [1:]: without the python
+                *ws.command(family, run, "TRAIN.BATCH_SIZE=4", *sets, device="cpu")[1:]]  # [1:]: without the python
 
     proc = ws.popen(torchrun("TRAIN.MAX_STEPS=100000", "TRAIN.SNAPSHOT_INTERVAL=2",
                              launcher=("--log-dir", str(logs), "--tee", "3")), log)
@@ -413,6 +414,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the kill moments and damage (default 0)")
     parser.add_argument("--work", help="workspace folder (default: a temporary one, removed at the end)")
     parser.add_argument("--json", help="write every outcome to this JSON file")
+    parser.add_argument("--device", default="cpu",
+                        help="cpu (default) or cuda; on cuda add --set TRAIN.DETERMINISTIC=true for bit-identical "
+                             "resumes (the ddp scenario stays on CPU processes)")
+    parser.add_argument("--set", dest="sets", action="append", default=[], help="KEY=VALUE for every run")
     args = parser.parse_args(argv)
     if args.runs < 1:
         raise SystemExit("fault_soak: error: --runs must be >= 1")
@@ -424,7 +429,7 @@ def main(argv: list[str] | None = None) -> int:
     outcomes: list[Outcome] = []
     t0 = time.monotonic()
     try:
-        ws = Workspace(work)
+        ws = Workspace(work, args.device, tuple(args.sets))
         for n in range(args.runs):
             for scenario in scenarios:
                 for family in (ddp_families if scenario == "ddp" else families):

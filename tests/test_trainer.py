@@ -121,6 +121,20 @@ def test_non_finite_loss_stops_naming_the_loss_and_keeps_the_last_good_checkpoin
     assert all(torch.isfinite(v).all() for net in nets.values() for v in net.values() if v.is_floating_point())
 
 
+def test_deterministic_setting_chooses_the_kernels_and_gives_the_same_weights(tmp_path, coco_dir):
+    cfg = tiny_damsm_cfg(tmp_path, coco_dir)
+    runs = []
+    for name in ("a", "b"):
+        assert main(["train", str(cfg), "--device", "cpu", "--set", "TRAIN.MAX_STEPS=2",
+                     "--set", f"RUN_NAME={name}", "--set", "TRAIN.DETERMINISTIC=true"]) == 0
+        assert torch.are_deterministic_algorithms_enabled() and torch.backends.cudnn.deterministic
+        assert not torch.backends.cudnn.benchmark
+        runs.append(final_nets(tmp_path / "output" / name))
+    assert_same_weights(*runs)
+    assert main(["train", str(cfg), "--device", "cpu", "--set", "TRAIN.MAX_STEPS=2", "--set", "RUN_NAME=c"]) == 0
+    assert not torch.are_deterministic_algorithms_enabled() and torch.backends.cudnn.benchmark
+
+
 def test_restart_sets_the_old_run_aside(tmp_path, coco_dir):
     cfg = tiny_damsm_cfg(tmp_path, coco_dir)
     assert main(["train", str(cfg), "--device", "cpu", "--set", "TRAIN.MAX_STEPS=2"]) == 0

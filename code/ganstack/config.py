@@ -70,6 +70,8 @@ DEFAULTS: dict[str, Any] = {
         "PRECISION": "fp32",     # fp32 | bf16 | fp16 (fp16 uses a GradScaler per optimizer)
         "CHANNELS_LAST": False,  # NHWC weights (and so activations) for conv nets
         "SYNC_BN": False,
+        "DETERMINISTIC": False,  # CUDA: deterministic kernels (bit-identical reruns and resumes, slower);
+                                 # false lets cuDNN pick the fastest convolution per shape
         "EMA_DECAY": 0.999,
         "FLIP": True,            # random horizontal flip; off for data whose captions name left/right
         "CROP_JITTER": True,     # captioned images (DAMSM, AttnGAN, GAN-INT-CLS): enlarge to 76/64 of the size

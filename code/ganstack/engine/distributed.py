@@ -29,13 +29,25 @@ class DistEnv:
         return self.world > 1
 
 
-def setup(device: str = "auto", timeout_s: float = 1800) -> DistEnv:
+def choose_kernels(deterministic: bool) -> None:
+    """TRAIN.DETERMINISTIC: CUDA kernels that give the same bits on every run (cuBLAS's fixed
+    workspace, cuDNN's deterministic algorithms; an op with none warns once), else cuDNN's autotuner,
+    which times the algorithms per shape and keeps the fastest. CPU kernels are deterministic already."""
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # read when cuBLAS starts
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
+    torch.backends.cudnn.deterministic = deterministic
+    torch.backends.cudnn.benchmark = not deterministic
+
+
+def setup(device: str = "auto", timeout_s: float = 1800, deterministic: bool = False) -> DistEnv:
     """Read torchrun's RANK/WORLD_SIZE/LOCAL_RANK; pick the device; init the group, whose
     collectives give up after `timeout_s` seconds (TRAIN.DIST_TIMEOUT) of waiting for a peer."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     use_cuda = torch.cuda.is_available() if device == "auto" else device.startswith("cuda")
+    choose_kernels(deterministic)
     if use_cuda:
         torch.cuda.set_device(local_rank)
         dev = torch.device("cuda", local_rank)

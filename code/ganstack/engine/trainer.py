@@ -66,7 +66,7 @@ def seed_everything(seed: int) -> None:
 class Trainer:
     def __init__(self, cfg: Config, *, device: str = "auto", resume: str | None = None, restart: bool = False):
         self.cfg = cfg
-        self.env = distributed.setup(device, cfg.TRAIN.DIST_TIMEOUT)
+        self.env = distributed.setup(device, cfg.TRAIN.DIST_TIMEOUT, cfg.TRAIN.DETERMINISTIC)
         self.run_dir = run_dir_of(cfg)
         self.ckpt_dir = self.run_dir / "checkpoints"
         self.stop_signal: int | None = None
