@@ -1,4 +1,4 @@
-"""Command line: `ganstack {prepare,train,eval,sample,convert} --help`.
+"""Command line: `ganstack {prepare,train,eval,sample,serve,convert} --help`.
 
 Every user error (config, data, checkpoint, arguments) is one line on stderr
 and exit status 2; a stop by SIGINT/SIGTERM exits 130/143 after writing its
@@ -16,6 +16,7 @@ import warnings
 from pathlib import Path
 
 from .errors import GanstackError
+from .serve.limits import LIMIT_HELP, Limits
 
 SHAPES_DEFAULTS = {"num_train": 2400, "num_test": 600, "seed": 0}
 
@@ -102,6 +103,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", action="append", default=[], metavar="IMAGE",
                    help="image-to-image variants (pix2pix): an input image, or a folder of them (repeatable)")
     p.add_argument("--out", help="output folder (default: output/<RUN_NAME>/samples)")
+
+    p = sub.add_parser("serve", help="a web page and JSON API (/docs) over the trained runs of a folder")
+    p.add_argument("--runs", default="output", help="the folder of run folders (default output/)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to bind (default 127.0.0.1, this machine only; 0.0.0.0 opens it to the network)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N] for the generators")
+    limits = Limits()
+    for name, help_text in LIMIT_HELP.items():
+        p.add_argument(f"--max-{name.replace('_', '-')}", dest=name, type=int, default=getattr(limits, name),
+                       help=f"{help_text} (default {getattr(limits, name)})")
 
     p = sub.add_parser("convert", help="write a dataset in another on-disk format")
     p.add_argument("format", choices=["reed-h5"], help="reed-h5: Reed et al.'s text-to-image HDF5 (GAN-INT-CLS)")
@@ -235,8 +247,29 @@ def cmd_convert(args) -> int:
     return 0
 
 
+def cmd_serve(args) -> int:
+    try:
+        import uvicorn
+        from .serve.app import create_app
+    except ImportError as e:
+        raise GanstackError(f"serve needs fastapi and uvicorn ({e.name} is missing): "
+                            "pip install -r requirements.txt") from None
+    from .serve.runs import find_runs
+    if not 0 < args.port < 65536:
+        raise GanstackError(f"--port {args.port}: give a port number from 1 to 65535")
+    for name in LIMIT_HELP:
+        if getattr(args, name) < 1:
+            raise GanstackError(f"--max-{name.replace('_', '-')} {getattr(args, name)}: must be >= 1")
+    runs = find_runs(Path(args.runs))  # a missing folder is one line now, not at the first request
+    limits = Limits(**{name: getattr(args, name) for name in LIMIT_HELP})
+    app = create_app(args.runs, device=args.device, limits=limits)
+    print(f"serving {len(runs)} run(s) of {args.runs} on http://{args.host}:{args.port}/ (API: /docs)", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
 COMMANDS = {"prepare": cmd_prepare, "train": cmd_train, "eval": cmd_eval, "sample": cmd_sample,
-            "convert": cmd_convert}
+            "serve": cmd_serve, "convert": cmd_convert}
 
 
 def one_line_warnings(message, category, filename, lineno, file=None, line=None) -> str:

@@ -5,6 +5,8 @@ Images here are (3, H, W) float tensors in [0, 1].
 """
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -36,6 +38,14 @@ def labelled_strip(tiles: torch.Tensor, labels: list[str], *, tile_size: int = 9
         text = label if draw.textlength(label, font=font) <= tile_size else label[: tile_size // 7] + "…"
         draw.text((x + 2, tile_size + 1), text, fill="black", font=font)
     return torch.from_numpy(np.asarray(canvas).copy()).permute(2, 0, 1).float() / 255
+
+
+def png_bytes(image: torch.Tensor) -> bytes:
+    """(3, H, W) in [-1, 1] -> PNG bytes, rounded to uint8 (sample galleries, the serve API)."""
+    array = image.detach().float().cpu().add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(array.permute(1, 2, 0).numpy()).save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def three_channels(images: torch.Tensor) -> torch.Tensor:

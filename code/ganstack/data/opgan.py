@@ -175,10 +175,15 @@ def read_layout_file(path: str | Path, names: list[str], max_objects: int) -> li
     except (ValueError, UnicodeDecodeError) as e:
         raise GanstackError(f"--layout {path}: not JSON ({e}); write "
                             '{"caption": "...", "objects": [{"label": "...", "box": [x, y, w, h]}]}') from None
+    return parse_layouts(data, names, max_objects, f"--layout {path}")
+
+
+def parse_layouts(data, names: list[str], max_objects: int, source: str = "layout") -> list[dict]:
+    """Layouts already read from JSON (a --layout file's, or an API request's); errors name `source`."""
     layouts = data if isinstance(data, list) else [data]
     out = []
     for n, layout in enumerate(layouts):
-        where = f"--layout {path}: layout {n}"
+        where = f"{source}: layout {n}"
         if not isinstance(layout, dict) or not isinstance(layout.get("caption"), str) or not layout["caption"].strip():
             raise GanstackError(f"{where}: needs a \"caption\" string and an \"objects\" list")
         objects = layout.get("objects", [])

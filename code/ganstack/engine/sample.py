@@ -11,13 +11,12 @@ import json
 from pathlib import Path
 
 import torch
-from PIL import Image
 from torchvision.utils import make_grid
 
 from ..config import Config
 from ..errors import GanstackError
 from ..io import atomic_path, signals_deferred, write_text_atomic
-from ..visual import boxes_overlay, three_channels
+from ..visual import boxes_overlay, png_bytes, three_channels
 from .evaluate import load_variant
 from .trainer import run_dir_of
 
@@ -39,9 +38,8 @@ def read_captions_file(path: str | Path) -> list[str]:
 
 def save_png(image: torch.Tensor, path: Path) -> None:
     """(3, H, W) in [-1, 1] -> PNG, rounded to uint8, written atomically."""
-    array = image.detach().float().cpu().add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8)
     with atomic_path(path) as tmp:
-        Image.fromarray(array.permute(1, 2, 0).numpy()).save(tmp, format="PNG")
+        Path(tmp).write_bytes(png_bytes(image))
 
 
 def begin_gallery(out_dir: Path) -> None:

@@ -227,7 +227,10 @@ class OPGAN(AttnGAN):
 
     def conditions_from_layouts(self, path: str) -> tuple[list[str], torch.Tensor]:
         """The captions and packed conditions of a --layout JSON file (data/opgan.read_layout_file)."""
-        layouts = read_layout_file(path, self.label_names(), self.max_objects)
+        return self.conditions_from_layout_data(read_layout_file(path, self.label_names(), self.max_objects))
+
+    def conditions_from_layout_data(self, layouts: list[dict]) -> tuple[list[str], torch.Tensor]:
+        """Packed conditions of parsed layouts (data/opgan.parse_layouts)."""
         texts = [layout["caption"] for layout in layouts]
         boxes = torch.from_numpy(np.stack([layout["boxes"] for layout in layouts]))
         labels = torch.from_numpy(np.stack([layout["labels"] for layout in layouts]))
