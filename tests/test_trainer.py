@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import ROOT, tiny_damsm_cfg, torchrun_train
+from conftest import tiny_damsm_cfg, torchrun_train
 from ganstack.cli import main
 from ganstack.engine.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
 
@@ -133,6 +133,44 @@ def test_deterministic_setting_chooses_the_kernels_and_gives_the_same_weights(tm
     assert_same_weights(*runs)
     assert main(["train", str(cfg), "--device", "cpu", "--set", "TRAIN.MAX_STEPS=2", "--set", "RUN_NAME=c"]) == 0
     assert not torch.are_deterministic_algorithms_enabled() and torch.backends.cudnn.benchmark
+
+
+def test_mlflow_logs_params_scalars_images_and_eval_reports_and_a_resume_continues_the_run(tmp_path, coco_dir):
+    mlflow = pytest.importorskip("mlflow", reason="TRAIN.LOGGERS mlflow needs mlflow (requirements.txt)")
+    cfg = tiny_damsm_cfg(tmp_path, coco_dir)
+    sets = ["--set", "TRAIN.LOGGERS=[tensorboard, mlflow]", "--set", "TRAIN.EVAL_INTERVAL=4"]
+    assert main(["train", str(cfg), "--device", "cpu", "--set", "TRAIN.MAX_STEPS=4", *sets]) == 0
+    run_dir = tmp_path / "output" / "tiny"
+    run_id = (run_dir / "mlflow_run_id.txt").read_text().strip()
+    assert main(["train", str(cfg), "--device", "cpu", "--set", "TRAIN.MAX_STEPS=8", *sets]) == 0  # resumes
+    assert (run_dir / "mlflow_run_id.txt").read_text().strip() == run_id
+
+    client = mlflow.tracking.MlflowClient(f"sqlite:///{tmp_path / 'output' / 'mlflow.db'}")  # the default URI
+    run = client.get_run(run_id)
+    assert run.info.run_name == "tiny" and run.info.status == "FINISHED"
+    assert run.data.params["TRAIN.BATCH_SIZE"] == "6" and run.data.params["VARIANT"] == "damsm"
+    words = client.get_metric_history(run_id, "loss/words")
+    assert [m.step for m in words] == list(range(1, 9))  # LOG_INTERVAL 1, both halves
+    assert {m.step for m in client.get_metric_history(run_id, "eval/r_precision/mean")} == {4, 8}
+    artifacts = {a.path for a in client.list_artifacts(run_id)}
+    assert {"eval", "images", "text"} <= artifacts
+    reports = [a.path for a in client.list_artifacts(run_id, "eval")]
+    assert reports == ["eval/eval_00000004.json", "eval/eval_00000008.json"]
+    local = client.download_artifacts(run_id, reports[-1], str(tmp_path / "dl"))
+    assert "r_precision" in json.loads(Path(local).read_text())
+    scalars, _, _ = scalar_tags(run_dir)  # TensorBoard still gets the same scalars
+    assert "loss/words" in scalars
+
+
+def test_a_bad_mlflow_uri_or_logger_name_is_one_line(tmp_path, coco_dir, capsys):
+    cfg = tiny_damsm_cfg(tmp_path, coco_dir)
+    assert main(["train", str(cfg), "--device", "cpu", "--set", "TRAIN.LOGGERS=[wandb]"]) == 2
+    assert "TRAIN.LOGGERS names 'wandb'" in capsys.readouterr().err
+    pytest.importorskip("mlflow")
+    assert main(["train", str(cfg), "--device", "cpu", "--set", "TRAIN.LOGGERS=mlflow",
+                 "--set", "MLFLOW.TRACKING_URI=nosuchscheme://x"]) == 2
+    err = capsys.readouterr().err
+    assert "MLFLOW.TRACKING_URI=nosuchscheme://x: cannot log there" in err and len(err.strip().splitlines()) == 1
 
 
 def test_restart_sets_the_old_run_aside(tmp_path, coco_dir):

@@ -47,6 +47,7 @@ DEFAULTS: dict[str, Any] = {
         "KEEP_CHECKPOINTS": 3,   # the last K periodic checkpoints are kept
         "LOG_INTERVAL": 50,      # steps between scalar logs
         "IMAGE_INTERVAL": 500,   # steps between image grids in TensorBoard
+        "LOGGERS": ["tensorboard"],  # tensorboard and/or mlflow (MLFLOW.*), rank 0 only
         "EVAL_INTERVAL": 0,      # > 0: steps between `ganstack eval` metrics logged to TensorBoard
         "DIST_TIMEOUT": 1800,    # seconds a torchrun process waits for the others in one collective before
                                  # stopping (a hung peer); a dead one is noticed at once
@@ -228,6 +229,11 @@ DEFAULTS: dict[str, Any] = {
         "FREEZE_BN": True,       # keep the frozen Inception in eval mode (the original let BN drift)
         "SWAP_NEGATIVES": 0,     # word-swapped hard negative captions per caption (0: AttnGAN's loss)
     },
+    "MLFLOW": {                  # TRAIN.LOGGERS: [tensorboard, mlflow]
+        "TRACKING_URI": "",      # '' = sqlite:///<OUTPUT_DIR>/mlflow.db; any MLflow URI (http://host:5000, a database)
+        "EXPERIMENT": "ganstack",
+        "ARTIFACT_LOCATION": "", # a new experiment's artifact root; '' = <OUTPUT_DIR>/mlartifacts
+    },
     "SHAPES": {                  # the embedded shapes set DATA_DIR is generated as when missing
         "LEVEL": "scenes",       # single (one object, plain background) | scenes (1-3 objects) | crowded (3-8, 128 px)
         "SIZE": 0,               # image side in px; 0: the level's (64, crowded 128)
@@ -350,6 +356,8 @@ def _check_type(key: str, value: Any, default: Any, source: str) -> Any:
             return value
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return [value]  # OP-GAN's BATCH_SIZE may be a list or a number
+        if isinstance(value, str) and key == "TRAIN.LOGGERS":
+            return [value]  # --set TRAIN.LOGGERS=mlflow
     raise GanstackError(
         f"{source}: {key} must be {type(default).__name__} (like {default!r}), got {value!r}"
     )
@@ -488,6 +496,7 @@ def _default_run_name(path: str | Path | None) -> str:
     return f"{p.parent.name}_{p.stem}" if p.parent.name not in ("", ".", "cfg") else p.stem
 
 
+LOGGERS = ("tensorboard", "mlflow")
 _CHOICES = {
     "TRAIN.PRECISION": ("fp32", "bf16", "fp16"),
     "TRAIN.LR_SCHEDULE": ("auto", "none", "exponential", "linear", "cosine", "step", "plateau"),
@@ -547,6 +556,10 @@ def validate(cfg: Config) -> None:
     if not 0 <= cfg.GAN.HARD_MISMATCH <= 1:
         raise GanstackError(f"config: GAN.HARD_MISMATCH must lie in [0, 1] (0 turns it off), "
                             f"got {cfg.GAN.HARD_MISMATCH}")
+    unknown = [x for x in cfg.TRAIN.LOGGERS if x not in LOGGERS]
+    if unknown:
+        raise GanstackError(f"config: TRAIN.LOGGERS names {', '.join(map(repr, unknown))}; "
+                            f"choose from {', '.join(LOGGERS)}")
     _validate_sr(cfg.SR)
     _validate_layouts(cfg)
     if cfg.TEXT.EMBEDDING_DIM % 2:

@@ -1,5 +1,5 @@
-"""Training logs: TensorBoard event files in the run folder, and a terminal view
-(a tqdm bar on terminals, plain lines otherwise). Only rank 0 logs."""
+"""Training logs: TensorBoard event files in the run folder, MLflow when TRAIN.LOGGERS names it,
+and a terminal view (a tqdm bar on terminals, plain lines otherwise). Only rank 0 logs."""
 from __future__ import annotations
 
 import sys
@@ -11,18 +11,26 @@ import torch
 
 
 class Logger:
-    def __init__(self, run_dir: Path, *, enabled: bool, total_steps: int, start_step: int, interval: int):
+    def __init__(self, run_dir: Path, *, enabled: bool, total_steps: int, start_step: int, interval: int,
+                 cfg=None):
         self.enabled = enabled
         self.interval = interval
         self.sums: dict[str, float] = defaultdict(float)
         self.counts: dict[str, int] = defaultdict(int)  # per key: some losses skip steps (WGAN's G)
         self.count = 0
         self.writer = None
+        self.mlflow = None
         self.bar = None
+        self.finished = False  # set when training ends or pauses normally (MLflow's run status)
         if not enabled:
             return
-        from torch.utils.tensorboard import SummaryWriter  # import cost only on rank 0
-        self.writer = SummaryWriter(log_dir=str(run_dir))
+        loggers = cfg.TRAIN.LOGGERS if cfg is not None else ["tensorboard"]
+        if "tensorboard" in loggers:
+            from torch.utils.tensorboard import SummaryWriter  # import cost only on rank 0
+            self.writer = SummaryWriter(log_dir=str(run_dir))
+        if "mlflow" in loggers:
+            from .mlflow_sink import MlflowSink
+            self.mlflow = MlflowSink(cfg, run_dir)
         if sys.stderr.isatty():
             from tqdm import tqdm
             self.bar = tqdm(total=total_steps, initial=start_step, unit="step", dynamic_ncols=True)
@@ -31,6 +39,8 @@ class Logger:
     def text(self, tag: str, text: str, step: int = 0) -> None:
         if self.writer:
             self.writer.add_text(tag, text, step)
+        if self.mlflow:
+            self.mlflow.text(tag, text, step)
 
     def info(self, message: str) -> None:
         if not self.enabled:
@@ -54,8 +64,7 @@ class Logger:
             return
         means = {k: v / self.counts[k] for k, v in self.sums.items()}
         means.update(extra)
-        for k, v in means.items():
-            self.writer.add_scalar(k, v, step)
+        self.scalars(means, step)
         shown = "  ".join(f"{k.split('/')[-1]} {v:.4g}" for k, v in means.items())
         if self.bar is not None:
             self.bar.set_postfix_str(shown, refresh=False)
@@ -70,13 +79,25 @@ class Logger:
         if self.writer:
             for k, v in values.items():
                 self.writer.add_scalar(k, v, step)
+        if self.mlflow:
+            self.mlflow.scalars(values, step)
 
     def images(self, tag: str, grid: torch.Tensor, step: int) -> None:
         if self.writer:
             self.writer.add_image(tag, grid, step)
+        if self.mlflow:
+            self.mlflow.image(tag, grid, step)
+
+    def report(self, name: str, report: dict, step: int) -> None:
+        """A whole eval report: an artifact in MLflow (TensorBoard gets its scalars)."""
+        if self.mlflow:
+            from .mlflow_sink import report_json
+            self.mlflow.report(name, report_json(report), step)
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
         if self.writer:
             self.writer.close()
+        if self.mlflow:
+            self.mlflow.close(self.finished)

@@ -260,13 +260,14 @@ class Trainer:
         schedule still runs to TRAIN.MAX_STEPS / MAX_EPOCH."""
         cfg, env = self.cfg, self.env
         logger = Logger(self.run_dir, enabled=env.is_main, total_steps=self.total_steps,
-                        start_step=self.step, interval=cfg.TRAIN.LOG_INTERVAL)
+                        start_step=self.step, interval=cfg.TRAIN.LOG_INTERVAL, cfg=cfg)
         previous = {s: signal.signal(s, self._on_signal) for s in _EXIT_CODES}
         try:
             self._write_run_header(logger)
             paused = self._loop(logger, pause)
             if self.stop_signal is None:
                 path = self.save()
+                logger.finished = True
                 logger.info(f"{'paused' if paused else 'finished'} at step {self.step}; checkpoint {path}")
         except NonFiniteLoss as e:
             last = latest_checkpoint(self.ckpt_dir)
@@ -410,6 +411,7 @@ class Trainer:
         report = self.evaluate()
         values = scalar_metrics(report)
         logger.scalars(values, self.step)
+        logger.report("eval", report, self.step)
         shown = {k: v for k, v in values.items()
                  if k.endswith(("/fid", "colour_accuracy", "shape_accuracy", "fcn_score/pixel_accuracy"))}
         logger.info(f"eval at step {self.step}: " + "  ".join(f"{k[5:]} {v:.4g}" for k, v in shown.items()))
