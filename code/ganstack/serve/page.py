@@ -10,6 +10,7 @@ STYLE = """
 body{font-family:sans-serif;margin:1.5em;max-width:1400px}
 table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top;text-align:left}
 #results img{image-rendering:pixelated;width:128px;height:128px;margin:2px}
+#grid td.images{white-space:nowrap}
 #results img.wide{width:auto;height:auto;max-width:640px}
 canvas{border:1px solid #888;cursor:crosshair}
 .error{color:#b00}.muted{color:#777}
@@ -82,7 +83,7 @@ function show(images) {
     const tr = el('tr');
     tr.appendChild(el('td', {}, row.label + (row.kind === 'image' ? '' : ' [' + row.kind + ']')));
     for (const c of columns) {
-      const td = el('td');
+      const td = el('td', {class: 'images'});
       for (const im of row.cells.get(c) || []) {
         const img = el('img', {src: 'data:image/png;base64,' + im.png_base64, alt: row.label, class: 'generated'});
         if (im.kind === 'attention' || im.kind === 'layout') img.className = 'generated wide';
