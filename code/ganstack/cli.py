@@ -19,6 +19,7 @@ from .errors import GanstackError
 from .serve.limits import LIMIT_HELP, Limits
 
 SHAPES_DEFAULTS = {"num_train": 2400, "num_test": 600, "seed": 0}
+FACES_DEFAULTS = {"num_train": 240, "num_test": 60, "per_identity": 10, "size": 128, "dir": "data/faces"}
 
 
 def _add_config_args(p: argparse.ArgumentParser) -> None:
@@ -33,10 +34,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("prepare", help="generate an embedded dataset in its real on-disk format")
-    p.add_argument("dataset", choices=["shapes", "photos"],
+    p.add_argument("dataset", choices=["shapes", "photos", "faces"],
                    help="shapes: coloured objects with captions, boxes and label maps (text-to-image, pix2pix); "
                         "photos: the photographs installed with scikit-image and scikit-learn as a DIV2K-style "
-                        "HR folder (super-resolution; --out only)")
+                        "HR folder (super-resolution; --out only); faces: procedural faces that age, identities "
+                        "fixed, UTKFace file names (face aging; --out, --num-train/--num-test identities, --size, "
+                        "--seed)")
     p.add_argument("--level", default="scenes", choices=["single", "scenes", "crowded"],
                    help="single: one object on a plain background (the CPU proving ground); scenes (default): "
                         "1-3 objects in a 3x3 grid; crowded: 3-8 touching, overlapping objects at 128 px")
@@ -49,10 +52,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", default=None,
                    help="with --aligned: the shapes set the pairs are cut from (default: the --level's folder, "
                         "data/shapes for scenes)")
-    p.add_argument("--num-train", type=int, default=SHAPES_DEFAULTS["num_train"],
-                   help=f"training images (default {SHAPES_DEFAULTS['num_train']})")
-    p.add_argument("--num-test", type=int, default=SHAPES_DEFAULTS["num_test"],
-                   help=f"test images (default {SHAPES_DEFAULTS['num_test']})")
+    p.add_argument("--num-train", type=int, default=None,
+                   help=f"training images (default {SHAPES_DEFAULTS['num_train']}); faces: identities (default "
+                        f"{FACES_DEFAULTS['num_train']}, {FACES_DEFAULTS['per_identity']} ages each)")
+    p.add_argument("--num-test", type=int, default=None,
+                   help=f"test images (default {SHAPES_DEFAULTS['num_test']}); faces: identities (default "
+                        f"{FACES_DEFAULTS['num_test']})")
     p.add_argument("--size", type=int, default=None,
                    help="image side in pixels (default: 64; crowded 128); e.g. --num-train 50000 --size 128")
     p.add_argument("--seed", type=int, default=SHAPES_DEFAULTS["seed"], help="random seed (default 0)")
@@ -128,6 +133,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 # ------------------------------------------------------------------ commands
 def cmd_prepare(args) -> int:
+    if args.dataset == "faces":
+        from .data.synthetic.faces import prepare_faces
+        f = FACES_DEFAULTS
+        out = prepare_faces(args.out or f["dir"], num_train=args.num_train or f["num_train"],
+                            num_test=args.num_test or f["num_test"], per_identity=f["per_identity"],
+                            size=args.size or f["size"], seed=args.seed)
+        print(f"faces: {args.num_train or f['num_train']} train + {args.num_test or f['num_test']} test identities, "
+              f"{f['per_identity']} ages each, UTKFace names, in {out}/{{train,test}} (identities.csv beside)")
+        return 0
+    args.num_train = args.num_train or SHAPES_DEFAULTS["num_train"]
+    args.num_test = args.num_test or SHAPES_DEFAULTS["num_test"]
     if args.dataset == "photos":
         from .data.synthetic.photos import DEFAULT_DIR, prepare_photos
         out = prepare_photos(args.out or DEFAULT_DIR)
@@ -155,6 +171,15 @@ def ensure_data(cfg) -> None:
             from .data.synthetic.photos import prepare_photos
             print(f"preparing photos in {data_dir} (first run only)", flush=True)
             prepare_photos(data_dir)
+        _wait_for(data_dir)
+        return
+    if cfg.DATASET_NAME == "faces":
+        if not (data_dir / "meta.json").is_file() and int(os.environ.get("RANK", "0")) == 0:
+            from .data.synthetic.faces import prepare_faces
+            print(f"preparing faces in {data_dir} (first run only)", flush=True)
+            f = FACES_DEFAULTS
+            prepare_faces(data_dir, num_train=f["num_train"], num_test=f["num_test"], per_identity=f["per_identity"],
+                          size=f["size"], seed=SHAPES_DEFAULTS["seed"])
         _wait_for(data_dir)
         return
     if cfg.DATASET_NAME not in ("shapes", "shapes_aligned") or data_dir.is_file():

@@ -229,6 +229,19 @@ DEFAULTS: dict[str, Any] = {
         "FREEZE_BN": True,       # keep the frozen Inception in eval mode (the original let BN drift)
         "SWAP_NEGATIVES": 0,     # word-swapped hard negative captions per caption (0: AttnGAN's loss)
     },
+    "AGING": {                   # face aging (aging_cycle: Fast-AgingGAN's defaults, its config's names in README)
+        "DOMAIN_A": [18, 29],    # ages of domain A (young) read from UTKFace / CACD names (Fast-AgingGAN's CACD)
+        "DOMAIN_B": [55, 120],   # ages of domain B (old); Fast-AgingGAN's UTKFace split: [18, 28] vs [40, 119]
+        "AGE_GROUPS": [[11, 20], [21, 30], [31, 40], [41, 50], [51, 120]],  # IPCGAN's five groups
+        "NGF": 32,               # ngf
+        "NDF": 32,               # ndf
+        "N_BLOCKS": 9,           # n_blocks: residual blocks of each generator
+        "ADV_WEIGHT": 2.0,       # adv_weight
+        "CYCLE_WEIGHT": 10.0,    # cycle_weight
+        "IDENTITY_WEIGHT": 7.0,  # identity_weight
+        "WEIGHT_DECAY": 0.0001,  # weight_decay of both Adams
+        "SAMPLE_DIRECTION": "AtoB",  # which generator `ganstack sample` and serve use: AtoB (young to old) | BtoA
+    },
     "MLFLOW": {                  # TRAIN.LOGGERS: [tensorboard, mlflow]
         "TRACKING_URI": "",      # '' = sqlite:///<OUTPUT_DIR>/mlflow.db; any MLflow URI (http://host:5000, a database)
         "EXPERIMENT": "ganstack",
@@ -510,6 +523,7 @@ _CHOICES = {
     "GAN.D_NORM": ("auto", "batch", "layer", "spectral", "none"),
     "GAN.WRONG_BOX_IMAGES": ("fake", "real"),
     "GAN.INIT": ("authors", "pytorch"),
+    "AGING.SAMPLE_DIRECTION": ("AtoB", "BtoA"),
     "GAN.LOSS": ("vanilla", "lsgan", "hinge", "wgangp"),
     "DATA.DATASET_MODE": ("aligned", "unaligned"),
     "DATA.DIRECTION": ("AtoB", "BtoA"),
@@ -537,6 +551,20 @@ _POSITIVE = ("TRAIN.BATCH_SIZE", "TREE.BASE_SIZE", "TREE.BRANCH_NUM", "TEXT.WORD
              "EVAL.SOA_IMAGE_SIZE", "EVAL.SOA_IMAGES_PER_CAPTION")
 
 
+def _age_range(value) -> bool:
+    return (isinstance(value, list) and len(value) == 2 and all(isinstance(v, int) and not isinstance(v, bool)
+                                                                 for v in value) and 0 <= value[0] <= value[1])
+
+
+def _validate_ages(aging) -> None:
+    for key in ("DOMAIN_A", "DOMAIN_B"):
+        if not _age_range(aging[key]):
+            raise GanstackError(f"config: AGING.{key} must be [youngest, oldest] in years, got {aging[key]!r}")
+    groups = aging.AGE_GROUPS
+    if not groups or not all(_age_range(g) for g in groups):
+        raise GanstackError(f"config: AGING.AGE_GROUPS must be a list of [youngest, oldest] ranges, got {groups!r}")
+
+
 def validate(cfg: Config) -> None:
     for key, choices in _CHOICES.items():
         if cfg.get_path(key) not in choices:
@@ -561,6 +589,7 @@ def validate(cfg: Config) -> None:
         raise GanstackError(f"config: TRAIN.LOGGERS names {', '.join(map(repr, unknown))}; "
                             f"choose from {', '.join(LOGGERS)}")
     _validate_sr(cfg.SR)
+    _validate_ages(cfg.AGING)
     _validate_layouts(cfg)
     if cfg.TEXT.EMBEDDING_DIM % 2:
         raise GanstackError(f"config: TEXT.EMBEDDING_DIM must be even (two RNN directions), got {cfg.TEXT.EMBEDDING_DIM}")

@@ -256,19 +256,22 @@ class AlignedDataset(torch.utils.data.Dataset):
 class UnalignedDataset(torch.utils.data.Dataset):
     """Unpaired images in root/<split>A and root/<split>B (BtoA makes <split>B the input A).
 
+    `files` (A's, B's) replaces the two folders (face aging: two age ranges of one folder).
     Its length is the longer side's; item i takes A[i % len A] and, when augmenting, a B
     drawn from the sample's seed (CycleGAN without serial_batches), else B[i % len B].
     A and B get their own crop and flip."""
 
     def __init__(self, root: str | Path, split: str, *, direction: str = "AtoB",
                  preprocess: str = "resize_and_crop", load_size: int = 286, crop_size: int = 256,
-                 augment: bool = True, flip: bool = True, input_nc: int = 3, output_nc: int = 3):
+                 augment: bool = True, flip: bool = True, input_nc: int = 3, output_nc: int = 3,
+                 files: tuple[list[Path], list[Path]] | None = None):
         check_options(direction, preprocess, load_size, crop_size)
         sides = ("A", "B") if direction == "AtoB" else ("B", "A")
-        self.files_a, self.files_b = (
-            list_images(split_folder(root, split, side),
-                        f"{Path(root)}/{split}A/ and {split}B/ holding images (CycleGAN's unaligned layout)")
-            for side in sides)
+        if files is None:
+            files = tuple(list_images(split_folder(root, split, side),
+                                      f"{Path(root)}/{split}A/ and {split}B/ holding images (CycleGAN's unaligned layout)")
+                          for side in sides)
+        self.files_a, self.files_b = files
         check_channels(self.files_a, input_nc)
         check_channels(self.files_b, output_nc)
         self.input_nc, self.output_nc = input_nc, output_nc

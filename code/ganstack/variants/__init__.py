@@ -4,6 +4,7 @@ from __future__ import annotations
 import importlib
 
 _VARIANTS = {
+    "aging_cycle": "ganstack.variants.aging_cycle:AgingCycle",
     "attngan": "ganstack.variants.attngan:AttnGAN",
     "damsm": "ganstack.variants.damsm:DAMSM",
     "gan_int_cls": "ganstack.variants.gan_int_cls:GanIntCls",

@@ -59,10 +59,11 @@ def truncated_normal(shape: tuple[int, ...], generator: torch.Generator, truncat
     return z
 
 
-def adam(cfg: Config, params, lr: float) -> OptimizerSpec:
+def adam(cfg: Config, params, lr: float, weight_decay: float = 0.0) -> OptimizerSpec:
     """The GAN optimizer: Adam with TRAIN.BETA1/BETA2, its gradient norm clipped at TRAIN.GRAD_CLIP (0 = off)."""
     params = list(params)
-    return OptimizerSpec(torch.optim.Adam(params, lr=lr, betas=(cfg.TRAIN.BETA1, cfg.TRAIN.BETA2)),
+    return OptimizerSpec(torch.optim.Adam(params, lr=lr, betas=(cfg.TRAIN.BETA1, cfg.TRAIN.BETA2),
+                                          weight_decay=weight_decay),
                          clip_params=params, clip_norm=cfg.TRAIN.GRAD_CLIP)
 
 

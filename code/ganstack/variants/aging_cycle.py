@@ -1,0 +1,158 @@
+"""Face aging as Fast-AgingGAN (HasnainRaz/Fast-AgingGAN): CycleGAN between a young domain A and an
+old domain B, with small generators for speed.
+
+Two ResNet generators G_AB (young -> old) and G_BA (old -> young): reflect padding, 7x7 head, two
+stride-2 downsamplings, AGING.N_BLOCKS residual blocks, two transposed-conv upsamplings, tanh,
+AGING.NGF 32 channels, instance norm. Two 70x70 PatchGAN discriminators D_A, D_B with instance norm
+(AGING.NDF 32). One training step:
+
+  1. b_hat = G_AB(a), a_hat = G_BA(b)
+  2. D_B learns b -> real, b_hat -> fake; D_A learns a -> real, a_hat -> fake; least squares
+     (LSGAN), each D's loss halved.
+  3. G_AB and G_BA learn together:
+        AGING.ADV_WEIGHT (2)       x [D_B(b_hat) -> real + D_A(a_hat) -> real]
+      + AGING.CYCLE_WEIGHT (10)    x [|G_BA(b_hat) - a|_1 + |G_AB(a_hat) - b|_1]
+      + AGING.IDENTITY_WEIGHT (7)  x [|G_AB(b) - b|_1 + |G_BA(a) - a|_1]
+Adam 1e-4, betas (0.5, 0.999), weight decay AGING.WEIGHT_DECAY (1e-4), for both pairs.
+
+Both generators are trained, saved (export: G_AB.pth, G_BA.pth) and sampled (AGING.SAMPLE_DIRECTION
+picks the one `ganstack sample` and serve use; TensorBoard shows both). Data: data/faces.py (two age
+ranges of UTKFace / CACD names, or Fast-AgingGAN's trainA/ and trainB/).
+"""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torchvision.utils import make_grid
+
+from ..data import attngan
+from ..data.aligned import load_inputs
+from ..data.faces import domain_dataset
+from ..engine.optim import Updater
+from ..errors import GanstackError
+from ..io import atomic_path
+from ..losses import discriminator_term, generator_term
+from ..nets.init import init_weights
+from ..nets.pix2pix import NLayerDiscriminator, ResnetGenerator
+from .base import Variant, adam, frozen, unwrap
+
+GRID_INPUTS = 6  # TensorBoard: fixed test faces of each domain, one row each: input | translated | back
+
+
+class AgingCycle(Variant):
+    name = "aging_cycle"
+    collate = staticmethod(attngan.collate)
+    condition_kind = "image"        # sample.sh and serve take face images
+    builds_from_data = False
+
+    def __init__(self, cfg, device):
+        super().__init__(cfg, device)
+        self._fixed = None
+
+    # ----------------------------------------------------------------- data
+    def dataset(self, split: str, train: bool):
+        return domain_dataset(self.cfg, split, train)
+
+    def build(self, dataset) -> None:
+        cfg, a = self.cfg, self.cfg.AGING
+        size = cfg.DATA.CROP_SIZE
+        for name in ("G_AB", "G_BA"):
+            self.nets[name] = init_weights(ResnetGenerator(3, 3, a.N_BLOCKS, a.NGF, "instance"), "normal", 0.02)
+        for name in ("D_A", "D_B"):
+            D = NLayerDiscriminator(3, a.NDF, 3, "instance")
+            if cfg.DATA.PREPROCESS != "none" and size < D.min_size():
+                raise GanstackError(f"DATA.CROP_SIZE={size}: the PatchGAN discriminators need at least "
+                                    f"{D.min_size()} px faces")
+            self.nets[name] = init_weights(D, "normal", 0.02)
+        generators = [p for name in ("G_AB", "G_BA") for p in self.nets[name].parameters()]
+        critics = [p for name in ("D_A", "D_B") for p in self.nets[name].parameters()]
+        self.optimizers["D"] = adam(cfg, critics, cfg.TRAIN.DISCRIMINATOR_LR, a.WEIGHT_DECAY)
+        self.optimizers["G"] = adam(cfg, generators, cfg.TRAIN.GENERATOR_LR, a.WEIGHT_DECAY)
+
+    # ------------------------------------------------------------- training
+    def train_step(self, batch: dict, step: int, opt: Updater) -> dict[str, float]:
+        w = self.cfg.AGING
+        G_AB, G_BA, D_A, D_B = (self.nets[n] for n in ("G_AB", "G_BA", "D_A", "D_B"))
+        a, b = batch["A"], batch["B"]
+
+        # 1-2. Both discriminators: real faces of their domain -> real, translated ones -> fake.
+        with opt.autocast():
+            b_hat, a_hat = G_AB(a), G_BA(b)
+            d_terms = {
+                "loss/D_A": 0.5 * (discriminator_term("lsgan", D_A(a)[-1], True)
+                                   + discriminator_term("lsgan", D_A(a_hat.detach())[-1], False)),
+                "loss/D_B": 0.5 * (discriminator_term("lsgan", D_B(b)[-1], True)
+                                   + discriminator_term("lsgan", D_B(b_hat.detach())[-1], False))}
+        opt.update("D", sum(d_terms.values()), d_terms)
+
+        # 3. Both generators: fool the other domain's D, come back by the cycle, leave own-domain faces be.
+        critics = [unwrap(D_A), unwrap(D_B)]  # bare: keep DDP's hooks out of a frozen D
+        with frozen(*critics), opt.autocast():
+            adversarial = generator_term("lsgan", critics[1](b_hat)[-1]) + generator_term("lsgan", critics[0](a_hat)[-1])
+            cycle = F.l1_loss(G_BA(b_hat).float(), a.float()) + F.l1_loss(G_AB(a_hat).float(), b.float())
+            identity = F.l1_loss(G_AB(b).float(), b.float()) + F.l1_loss(G_BA(a).float(), a.float())
+            g_terms = {"loss/G_adversarial": w.ADV_WEIGHT * adversarial, "loss/G_cycle": w.CYCLE_WEIGHT * cycle,
+                       "loss/G_identity": w.IDENTITY_WEIGHT * identity}
+        opt.update("G", sum(g_terms.values()), g_terms)
+        return {k: v.item() for k, v in {**d_terms, **g_terms}.items()}
+
+    # ------------------------------------------------------------- sampling
+    def generator_name(self, direction: str | None = None) -> str:
+        return "G_AB" if (direction or self.cfg.AGING.SAMPLE_DIRECTION) == "AtoB" else "G_BA"
+
+    @torch.no_grad()
+    def sample(self, conditions: torch.Tensor, noise: torch.Tensor | None = None,
+               direction: str | None = None) -> torch.Tensor:
+        """Faces (B, 3, H, W) in [-1, 1] translated by G_AB (young to old) or G_BA."""
+        x = conditions.to(self.device).float()
+        with self.sampling_net(self.generator_name(direction)) as G:
+            return G(x).float().clamp(-1, 1)
+
+    def conditions_from_split(self, split: str, count: int, seed: int) -> tuple[list[str], torch.Tensor, list[int]]:
+        """(file names, faces of domain A, indices): the first `count` inputs of `split` (all when count <= 0)."""
+        dataset = self.dataset(split, train=False)
+        n = len(dataset.files_a)
+        indices = list(range(min(count, n) if count > 0 else n))
+        items = [dataset[i] for i in indices]
+        keep = [k for k, item in enumerate(items) if item is not None]
+        return ([dataset.path(indices[k]).name for k in keep], torch.stack([items[k]["A"] for k in keep]),
+                [indices[k] for k in keep])
+
+    def targets_of_split(self, split: str, indices: list[int]) -> list:
+        return [None] * len(indices)  # unpaired: no target face
+
+    def conditions_from_files(self, paths: list[str]) -> tuple[list[str], list[torch.Tensor]]:
+        """Input faces of `ganstack sample --input`: grey-scale ones are repeated to RGB, with a warning."""
+        names, images = load_inputs(paths, self.cfg)
+        for name, image in zip(names, images):
+            if image.shape[0] == 3 and torch.equal(image[0], image[1]) and torch.equal(image[1], image[2]):
+                warnings.warn(f"{name}: a grey-scale image; the model was trained on colour faces, so expect "
+                              "colour casts", stacklevel=2)
+        return names, images
+
+    def visuals(self, batch: dict) -> dict:
+        """Fixed test faces: young -> old -> back, and old -> young -> back, one row each."""
+        if self._fixed is None:
+            dataset = self.dataset("test", train=False)
+            items = [dataset[i] for i in range(min(GRID_INPUTS, len(dataset)))]
+            items = [it for it in items if it is not None]
+            self._fixed = (torch.stack([it["A"] for it in items]), torch.stack([it["B"] for it in items]))
+        a, b = self._fixed
+        old = self.sample(a, direction="AtoB")
+        young = self.sample(b, direction="BtoA")
+        rows = torch.cat([torch.stack([a, old.cpu(), self.sample(old, direction="BtoA").cpu()], 1),
+                          torch.stack([b, young.cpu(), self.sample(young, direction="AtoB").cpu()], 1)]).flatten(0, 1)
+        return {"samples/young_old_back__old_young_back": make_grid(rows.add(1).div(2), nrow=3, padding=2)}
+
+    def export(self, folder: Path) -> list[Path]:
+        """Both generators' weights (the EMA copy when kept), as bare state dicts."""
+        written = []
+        for name in ("G_AB", "G_BA"):
+            path = Path(folder) / f"{name}.pth"
+            with self.sampling_net(name) as G, atomic_path(path) as tmp:
+                torch.save(G.state_dict(), tmp)
+            written.append(path)
+        return written
