@@ -56,8 +56,12 @@ PAIR_REAL = ["fcn_pixel_accuracy_real", "fcn_class_accuracy_real", "fcn_class_io
 # super-resolution: the model's scores; "_real" columns hold bicubic's, the baseline line of the plot
 SR_METRICS = ["psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "texture_fid", "texture_real_share"]
 SR_REAL = [f"{k}_real" for k in SR_METRICS] + ["texture_real_share_targets"]
+# face aging: the face judges' scores of the aged faces; "_real" columns hold real faces' (metrics/face_judge.py)
+AGING_METRICS = ["target_age_accuracy", "identity_verification", "identity_mean_cosine", "judge_fid",
+                 "mean_judged_age"]
+AGING_REAL = ["target_age_accuracy_real", "identity_verification_real", "identity_mean_cosine_real", "judge_fid_real"]
 COLUMNS = {"text": PROGRESS + TEXT_METRICS + TEXT_REAL, "pairs": PROGRESS + PAIR_METRICS + PAIR_REAL,
-           "sr": PROGRESS + SR_METRICS + SR_REAL}
+           "sr": PROGRESS + SR_METRICS + SR_REAL, "aging": PROGRESS + AGING_METRICS + AGING_REAL}
 RIGHT_AXIS = {"psnr_y": "PSNR (Y), dB", "judge_fid": "judge FID (lower is better)"}  # columns drawn on a second
                                                 # y axis (not scores in [0, 1])
 # what the plot draws: (column, label, colour); the real images' value is column + "_real"
@@ -69,8 +73,11 @@ PLOTTED = {
               ("fcn_class_accuracy", "FCN class acc", "tab:blue")],
     "sr": [("psnr_y", "PSNR (Y)", "tab:red"), ("ssim_y", "SSIM (Y)", "tab:blue"),
            ("texture_real_share", "texture judge: patches taken for real", "tab:green")],
+    "aging": [("target_age_accuracy", "target-age accuracy", "tab:red"),
+              ("identity_verification", "identity verification", "tab:blue"),
+              ("identity_mean_cosine", "identity mean cosine", "tab:green"), ("judge_fid", "judge FID", "tab:brown")],
 }
-REFERENCE_LABEL = {"text": "real images", "pairs": "real images", "sr": "bicubic"}
+REFERENCE_LABEL = {"text": "real images", "pairs": "real images", "sr": "bicubic", "aging": "real faces"}
 TIME_NOTE = ("train_minutes: wall clock inside the trainer (steps, data loading, the checkpoint at each pause), "
              "summed over chunks; start-up and evaluation excluded. cpu_minutes: CPU time of the process over "
              "the same spans (time.process_time, every thread) plus its DataLoader workers (finished and running)")
@@ -159,6 +166,8 @@ def write_rows(path: Path, rows: list[dict], columns: list[str]) -> None:
 
 def kind_of_rows(rows: list[dict], path: Path) -> str:
     keys = set(rows[0]) if rows else set()
+    if "target_age_accuracy" in keys:
+        return "aging"
     if "psnr_y" in keys:
         return "sr"
     if "fcn_class_iou" in keys:
@@ -192,6 +201,16 @@ def metrics_row(report: dict, kind: str) -> dict:
                    r_precision_std=rp.get("std"), r_precision_real=rp_real.get("mean"),
                    eval_images=protocol.get("generated_images"))
         return row
+    if kind == "aging":
+        identity = report.get("identity", {})
+        return {"target_age_accuracy": report.get("target_age_accuracy"),
+                "target_age_accuracy_real": report.get("target_age_accuracy_real"),
+                "identity_verification": identity.get("verification"),
+                "identity_verification_real": identity.get("verification_real_same_identity"),
+                "identity_mean_cosine": identity.get("mean_cosine"),
+                "identity_mean_cosine_real": identity.get("mean_cosine_real_same_identity"),
+                "judge_fid": report.get("judge_fid"), "judge_fid_real": report.get("judge_fid_real"),
+                "mean_judged_age": report.get("mean_judged_age"), "eval_images": report.get("images")}
     if kind == "sr":
         base = report.get("bicubic", {})
         row = {k: report.get(k) for k in ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb")}
@@ -210,7 +229,7 @@ def metrics_row(report: dict, kind: str) -> dict:
 
 
 def _real_values(row: dict, kind: str) -> dict:
-    return {k: row.get(k) for k in {"text": TEXT_REAL, "pairs": PAIR_REAL, "sr": SR_REAL}[kind]}
+    return {k: row.get(k) for k in {"text": TEXT_REAL, "pairs": PAIR_REAL, "sr": SR_REAL, "aging": AGING_REAL}[kind]}
 
 
 def cpu_seconds() -> float:
@@ -397,7 +416,7 @@ def run_curve(args) -> int:
             raise GanstackError(f"{csv_path} ends at step {rows[-1]['step']} but the run resumed at step "
                                 f"{trainer.step}; --restart to begin a new curve")
         kind = "text" if hasattr(trainer.variant, "evaluation_conditions") else \
-            "sr" if hasattr(trainer.variant, "scale") else "pairs"
+            "sr" if hasattr(trainer.variant, "scale") else "aging" if trainer.cfg.VARIANT.startswith("aging") else "pairs"
         if rows and kind_of_rows(rows, csv_path) != kind:
             raise GanstackError(f"{csv_path}: a curve of another kind of variant; --restart or another --out")
         if kind != "text" and args.eval_images:

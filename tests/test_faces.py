@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -166,3 +167,22 @@ def test_bad_age_settings_are_one_line(tmp_path, faces_dir, capsys):
     assert "AGING.DOMAIN_A must be [youngest, oldest]" in capsys.readouterr().err
     assert main(["train", str(cfg), "--device", "cpu", "--set", "AGING.DOMAIN_B=[100, 110]"]) == 2
     assert "AGING.DOMAIN_B=[100, 110]: no train face" in capsys.readouterr().err
+
+
+def test_eval_scores_aged_faces_with_the_face_judges_beside_real_faces(tmp_path, faces_dir, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the judges' cache: tmp_path/models/judges
+    cfg = tiny_cfg(tmp_path, faces_dir, dataset="faces")
+    assert main(["train", str(cfg), "--device", "cpu", "--set", "TRAIN.MAX_STEPS=2"]) == 0
+    assert main(["eval", str(cfg), "--device", "cpu"]) == 0
+    report = json.loads((tmp_path / "output/tiny/eval/checkpoint_00000002.json").read_text())
+    assert report["target_ages"] == [55, 120] and report["images"] > 0
+    for key in ("target_age_accuracy", "target_age_accuracy_real"):
+        assert 0.0 <= report[key] <= 1.0
+    identity = report["identity"]
+    assert identity["real_pairs"]["same_identity"] > 0 and identity["real_pairs"]["different_identity"] > 0
+    assert 0.0 <= identity["verification"] <= 1.0 and -1.0 <= identity["mean_cosine"] <= 1.0
+    assert identity["mean_cosine_real_same_identity"] > identity["threshold_at_1pct_false_accepts"] - 1.0
+    assert report["judge_fid"] >= 0 and report["judge_fid_real"] >= 0
+    assert len(list((tmp_path / "models/judges").glob("faces_*.pt"))) == 1  # trained once, cached
+    assert main(["eval", str(cfg), "--device", "cpu", "--out", str(tmp_path / "again.json")]) == 0
+    assert json.loads((tmp_path / "again.json").read_text())["target_age_accuracy"] == report["target_age_accuracy"]

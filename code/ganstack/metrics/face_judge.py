@@ -1,0 +1,216 @@
+"""The face judges: offline stand-ins for a pretrained age estimator and a face-recognition network.
+
+One small CNN, trained once per face set on its real training faces and cached under
+models/judges/ (the name hashes the files and settings), with two heads on a shared trunk:
+  age        the age in years (regression, L1 on age / 100);
+  identity   a 64-d unit embedding, trained by a cosine-softmax over the training identities
+             (sets without identities, UTKFace's, train the age head alone).
+Its pooled trunk features serve a domain FID. Every score of generated faces is reported beside the
+same judge's score on real held-out faces (identities it never saw in training).
+
+Aging metrics (`aging_report`), inputs from domain A translated to domain B:
+  target_age_accuracy      fraction of outputs whose judged age lies in the target range; real: the
+                           fraction of real target-domain test faces judged inside it
+  identity.verification    fraction of (input, output) pairs whose embedding cosine clears the
+                           threshold at which 1 % of real different-identity pairs pass; real: the
+                           same for real same-identity pairs at another age (A vs B of one person)
+  identity.mean_cosine     mean cosine of those pairs (and of the real same-identity pairs)
+  judge_fid                FID of the outputs' judge features against real target-domain test faces;
+                           real: train against test faces of the target domain
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import pickle
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+from ..data.faces import Face, in_range, read_faces
+from ..errors import GanstackError
+from ..io import atomic_path
+from .distribution import frechet_distance, statistics
+from .shapes_judge import _block, _deterministic
+
+JUDGE_VERSION = 2
+SIZE = 64
+EMBEDDING = 64
+EPOCHS = 10
+FALSE_ACCEPT = 0.01
+
+
+class FaceJudge(nn.Module):
+    def __init__(self, identities: int):
+        super().__init__()
+        self.trunk = nn.Sequential(_block(3, 32, 2), _block(32, 32, 1), _block(32, 64, 2), _block(64, 64, 1),
+                                   _block(64, 128, 2), _block(128, 128, 1), _block(128, 128, 2))
+        self.age = nn.Linear(128, 1)
+        self.embed = nn.Linear(128, EMBEDDING)
+        self.classes = nn.Parameter(torch.randn(max(identities, 1), EMBEDDING) * 0.1)
+
+    @staticmethod
+    def prepare(images: torch.Tensor) -> torch.Tensor:
+        """[-1, 1] faces of any size -> the judge's 64 px input."""
+        images = images.float()
+        return images if images.shape[-1] == SIZE else F.interpolate(images, size=(SIZE, SIZE), mode="bilinear",
+                                                                      align_corners=False, antialias=True)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.trunk(x).mean((2, 3))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(age in years, unit embedding, pooled features) of prepared faces."""
+        h = self.features(x)
+        return self.age(h).squeeze(1) * 100, F.normalize(self.embed(h), dim=1), h
+
+
+def read_images(faces: list[Face]) -> torch.Tensor:
+    """[-1, 1] (N, 3, 64, 64) of the faces' files, RGB."""
+    out = []
+    for face in faces:
+        with Image.open(face.path) as im:
+            arr = np.asarray(im.convert("RGB").resize((SIZE, SIZE), Image.Resampling.BILINEAR), dtype=np.float32)
+        out.append(torch.from_numpy(arr).permute(2, 0, 1) / 127.5 - 1)
+    return torch.stack(out)
+
+
+def train_judge(images: torch.Tensor, ages: torch.Tensor, identities: torch.Tensor | None, *, seed: int = 0,
+                epochs: int = EPOCHS, batch_size: int = 64, lr: float = 2e-3, device: str = "cpu") -> FaceJudge:
+    device = torch.device(device)
+    n = len(images)
+    steps = epochs * math.ceil(n / batch_size)
+    count = int(identities.max()) + 1 if identities is not None else 0
+    with _deterministic(device, seed), torch.enable_grad():
+        judge = FaceJudge(count).to(device)
+        opt = torch.optim.AdamW(judge.parameters(), lr=lr, weight_decay=1e-4)
+        warmup = max(1, steps // 20)  # linear warm-up, then cosine to 0
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min((s + 1) / warmup, 0.5 * (
+            1 + math.cos(math.pi * min(s, steps) / steps))))
+        judge.train()
+        step = 0
+        while step < steps:
+            for idx in torch.randperm(n).split(batch_size):
+                if step == steps:
+                    break
+                x = images[idx].to(device)
+                flip = torch.rand(len(x), device=device) < 0.5
+                x = torch.where(flip[:, None, None, None], x.flip(3), x)
+                age, embedding, _ = judge(x)
+                loss = F.l1_loss(age / 100, ages[idx].to(device).float() / 100)
+                if identities is not None:
+                    logits = 16 * embedding @ F.normalize(judge.classes, dim=1).t()  # cosine softmax, scale 16
+                    loss = loss + F.cross_entropy(logits, identities[idx].to(device))
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                step += 1
+    return judge.eval().requires_grad_(False)
+
+
+def judge_file(faces: list[Face], cache_dir: str | Path, seed: int, epochs: int) -> Path:
+    digest = hashlib.sha256(f"faces-judge v{JUDGE_VERSION}|seed{seed}|epochs{epochs}".encode())
+    for face in faces:
+        digest.update(f"|{face.path.name}:{face.path.stat().st_size}:{face.identity}".encode())
+    return Path(cache_dir) / f"faces_{digest.hexdigest()[:16]}.pt"
+
+
+def load_or_train_judge(data_dir: str | Path, cache_dir: str | Path = "models/judges", device: str = "cpu",
+                        seed: int = 0, epochs: int = EPOCHS) -> FaceJudge:
+    """The judge of a face set (its train split), trained once and cached."""
+    faces = read_faces(data_dir, "train")
+    path = judge_file(faces, cache_dir, seed, epochs)
+    if path.is_file():
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            judge = FaceJudge(state["identities"])
+            judge.load_state_dict(state["judge"])
+        except (RuntimeError, KeyError, EOFError, pickle.UnpicklingError) as e:
+            reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise GanstackError(f"{path}: unreadable face judge ({reason}); delete it to train it again") from None
+        return judge.to(device).eval().requires_grad_(False)
+    print(f"face judges: training on {data_dir} (once; cached as {path})", file=sys.stderr, flush=True)
+    names = sorted({f.identity for f in faces if f.identity is not None})
+    identities = None
+    if names and all(f.identity is not None for f in faces):
+        index = {name: i for i, name in enumerate(names)}
+        identities = torch.tensor([index[f.identity] for f in faces])
+    judge = train_judge(read_images(faces), torch.tensor([f.age for f in faces]), identities, seed=seed,
+                        epochs=epochs, device=device)
+    with atomic_path(path) as tmp:
+        torch.save({"judge": judge.state_dict(), "identities": len(names) if identities is not None else 0,
+                    "version": JUDGE_VERSION}, tmp)
+    return judge.to(device)
+
+
+@torch.no_grad()
+def judge_all(judge: FaceJudge, images: torch.Tensor, batch: int = 256):
+    device = next(judge.parameters()).device
+    parts = [judge(FaceJudge.prepare(images[i:i + batch].to(device))) for i in range(0, len(images), batch)]
+    return tuple(torch.cat([p[k] for p in parts]).cpu() for k in range(3))
+
+
+def _fid(a: torch.Tensor, b: torch.Tensor, what: str) -> float:
+    return frechet_distance(statistics(a), statistics(b), num_a=len(a), num_b=len(b), what=what)
+
+
+def aging_report(judge: FaceJudge, inputs: torch.Tensor, outputs: torch.Tensor,
+                 data_dir: str | Path, split: str, target: tuple[int, int], source: tuple[int, int]) -> dict:
+    """The metrics of the module docstring; inputs and outputs are [-1, 1] faces in matching order."""
+    real = read_faces(data_dir, split)
+    real_target = [f for f in real if in_range(f.age, target)]
+    if not real_target:
+        raise GanstackError(f"{data_dir} ({split}): no real face in the target ages {list(target)} to compare with")
+    age_out, emb_out, feat_out = judge_all(judge, outputs)
+    _, emb_in, _ = judge_all(judge, inputs)
+    real_images = read_images(real)
+    age_real, emb_real, feat_real = judge_all(judge, real_images)
+    is_target = torch.tensor([in_range(f.age, target) for f in real])
+    low, high = target
+    report = {
+        "target_ages": list(target), "images": len(outputs),
+        "target_age_accuracy": float(((age_out >= low) & (age_out <= high + 0.999)).float().mean()),
+        "target_age_accuracy_real": float(((age_real[is_target] >= low) & (age_real[is_target] <= high + 0.999))
+                                          .float().mean()),
+        "mean_judged_age": float(age_out.mean()), "mean_judged_age_input": float(judge_all(judge, inputs)[0].mean()),
+        "age_mae_real": float((age_real - torch.tensor([f.age for f in real]).float()).abs().mean()),
+    }
+    if all(f.identity is not None for f in real):
+        same_pairs, diff_pairs = _pairs(real, source, target)
+        cos = (emb_real @ emb_real.t())
+        diff = torch.tensor([float(cos[i, j]) for i, j in diff_pairs])
+        threshold = float(torch.quantile(diff, 1 - FALSE_ACCEPT)) if len(diff) else 1.0
+        same = torch.tensor([float(cos[i, j]) for i, j in same_pairs])
+        pair_cos = (emb_in * emb_out).sum(1)
+        report["identity"] = {
+            "threshold_at_1pct_false_accepts": threshold,
+            "verification": float((pair_cos >= threshold).float().mean()),
+            "verification_real_same_identity": float((same >= threshold).float().mean()) if len(same) else None,
+            "mean_cosine": float(pair_cos.mean()),
+            "mean_cosine_real_same_identity": float(same.mean()) if len(same) else None,
+            "real_pairs": {"same_identity": len(same), "different_identity": len(diff)},
+        }
+    report["judge_fid"] = _fid(feat_out, feat_real[is_target], "judge FID")
+    train = [f for f in read_faces(data_dir, "train") if in_range(f.age, target)]
+    if train:
+        report["judge_fid_real"] = _fid(judge_all(judge, read_images(train))[2], feat_real[is_target], "judge FID")
+    return report
+
+
+def _pairs(real: list[Face], source, target) -> tuple[list, list]:
+    """Real same-identity pairs (a source-age face, a target-age face of the same person) and
+    different-identity pairs (every source face against target faces of others)."""
+    same, diff = [], []
+    for i, a in enumerate(real):
+        if not in_range(a.age, source):
+            continue
+        for j, b in enumerate(real):
+            if in_range(b.age, target):
+                (same if a.identity == b.identity else diff).append((i, j))
+    return same, diff
