@@ -577,7 +577,8 @@ def plot_curves(curves: list[tuple[str | None, list[dict], dict]], png: Path, ti
         title = _title(first_meta, curves[0][0] or str(png.stem))
     variants = sorted({str(meta.get("variant", kind)) for _, _, meta in curves})
     images = sorted({str(rows[-1].get("eval_images")) for _, rows, _ in curves})
-    what = {"text": "images generated", "pairs": "inputs translated", "sr": "whole test images upscaled"}[kind]
+    what = {"text": "images generated", "pairs": "inputs translated", "sr": "whole test images upscaled",
+            "aging": "young test faces aged"}[kind]
     sub = f"{', '.join(variants)}; evaluation: {' / '.join(images)} {what} per point"
     ax.set_title(f"{title}\n{sub}", fontsize=9)
     fig.tight_layout()
