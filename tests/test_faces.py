@@ -138,6 +138,12 @@ def test_aging_cycle_trains_on_a_utkface_folder_exports_both_generators_and_samp
                      f"AGING.SAMPLE_DIRECTION={direction}", "--out", str(tmp_path / direction)]) == 0
         outs[direction] = np.asarray(Image.open(tmp_path / direction / "000_out_00.png"))
     assert outs["AtoB"].shape == (32, 32, 3) and not np.array_equal(outs["AtoB"], outs["BtoA"])
+    assert main(["sample", str(cfg), "--device", "cpu", "--input", str(face), "--ages", "25,70",
+                 "--out", str(tmp_path / "strip")]) == 0
+    assert sorted(p.name for p in (tmp_path / "strip").glob("*.png")) == [
+        "000_age_025.png", "000_age_070.png", "000_input.png"]
+    assert main(["sample", str(cfg), "--device", "cpu", "--input", str(face), "--ages", "33"]) == 2
+    assert "in neither AGING.DOMAIN_A" in capsys.readouterr().err
     grey = tmp_path / "grey.png"
     Image.open(face).convert("L").save(grey)
     with pytest.warns(UserWarning, match="grey-scale"):
@@ -186,3 +192,40 @@ def test_eval_scores_aged_faces_with_the_face_judges_beside_real_faces(tmp_path,
     assert len(list((tmp_path / "models/judges").glob("faces_*.pt"))) == 1  # trained once, cached
     assert main(["eval", str(cfg), "--device", "cpu", "--out", str(tmp_path / "again.json")]) == 0
     assert json.loads((tmp_path / "again.json").read_text())["target_age_accuracy"] == report["target_age_accuracy"]
+
+
+def conditional_cfg(folder: Path, data_dir: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "tiny.yml"
+    path.write_text("\n".join([
+        f"_BASE_: {ROOT / 'cfg/aging_conditional/faces.yml'}", f"DATA_DIR: {data_dir}",
+        f"OUTPUT_DIR: {folder / 'output'}", "RUN_NAME: tiny", "WORKERS: 0",
+        "TRAIN: {BATCH_SIZE: 3, MAX_STEPS: 4, PRECISION: fp32, SNAPSHOT_INTERVAL: 100, LOG_INTERVAL: 1, "
+        "IMAGE_INTERVAL: 2}",
+        "DATA: {LOAD_SIZE: 36, CROP_SIZE: 32}", "AGING: {NGF: 4, NDF: 4, N_BLOCKS: 2}"]) + "\n")
+    return path
+
+
+def test_aging_conditional_trains_resumes_exactly_and_draws_aging_strips(tmp_path, faces_dir, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # the age classifier's and judges' cache
+    assert_resume_is_exact(lambda path: conditional_cfg(path, faces_dir), tmp_path, [], [("nets", ["G", "D"])])
+    logged = capsys.readouterr()
+    assert all(f" {term} " in logged.out for term in ("D", "G_adversarial", "G_age", "G_identity"))
+    assert "age classifier: training" in logged.err and len(list((tmp_path / "models/judges").glob("faces_ageclf_*"))) == 1
+    cfg = tmp_path / "halves" / "tiny.yml"
+    face = next((faces_dir / "test").glob("*.jpg"))
+    assert main(["sample", str(cfg), "--device", "cpu", "--input", str(face), "--ages", "15,35,70",
+                 "--out", str(tmp_path / "strip")]) == 0
+    files = sorted(p.name for p in (tmp_path / "strip").glob("000_*.png"))
+    assert files == ["000_age_015.png", "000_age_035.png", "000_age_070.png", "000_input.png"]
+    assert all(Image.open(tmp_path / "strip" / f).size == (32, 32) for f in files)
+    assert main(["sample", str(cfg), "--device", "cpu", "--input", str(face), "--ages", "5"]) == 2
+    assert "in none of AGING.AGE_GROUPS" in capsys.readouterr().err
+    assert main(["eval", str(cfg), "--device", "cpu"]) == 0
+    report = json.loads(next((tmp_path / "halves/output/tiny/eval").glob("*.json")).read_text())
+    assert report["target_ages"] == [51, 120] and "identity" in report and 0 <= report["target_age_accuracy"] <= 1
+
+
+def test_aging_conditional_trains_under_torchrun(tmp_path, faces_dir):
+    done = torchrun_train(conditional_cfg(tmp_path, faces_dir), tmp_path / "logs", "TRAIN.MAX_STEPS=2")
+    assert "finished at step 2" in done.stdout

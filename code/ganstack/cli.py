@@ -107,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "e.g. cfg/srresnet/photos.yml, or a checkpoint of one); the gallery shows both sizes")
     p.add_argument("--input", action="append", default=[], metavar="IMAGE",
                    help="image-to-image variants (pix2pix): an input image, or a folder of them (repeatable)")
+    p.add_argument("--ages", metavar="A,B,...",
+                   help="face aging: an aging strip per input face, the input then the face at each age "
+                        "(e.g. 20,40,60: each age's AGING.AGE_GROUPS group, or a two-domain model's domain)")
     p.add_argument("--out", help="output folder (default: output/<RUN_NAME>/samples)")
 
     p = sub.add_parser("serve", help="a web page and JSON API (/docs) over the trained runs of a folder")
@@ -251,6 +254,18 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def parse_ages(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        ages = [int(a) for a in text.split(",") if a.strip()]
+    except ValueError:
+        raise GanstackError(f"--ages {text}: give whole years separated by commas, e.g. 20,40,60") from None
+    if not ages or any(a < 0 or a > 150 for a in ages):
+        raise GanstackError(f"--ages {text}: give ages from 0 to 150, e.g. 20,40,60")
+    return ages
+
+
 def cmd_sample(args) -> int:
     from .config import load_config
     from .engine.sample import read_captions_file, sample_gallery
@@ -259,7 +274,8 @@ def cmd_sample(args) -> int:
     out = sample_gallery(cfg, ckpt=args.ckpt, captions=captions, from_split=args.from_split, count=args.count,
                          per_caption=args.n, seed=args.seed, truncation=args.truncation,
                          interpolate=args.interpolate, steps=args.steps, out=args.out, device=args.device,
-                         attention=args.attention, inputs=args.input, upscale=args.upscale, layouts=args.layout)
+                         attention=args.attention, inputs=args.input, upscale=args.upscale, layouts=args.layout,
+                         ages=parse_ages(args.ages))
     print(f"gallery: {out / 'index.html'}")
     return 0
 

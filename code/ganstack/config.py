@@ -104,6 +104,8 @@ DEFAULTS: dict[str, Any] = {
         "D_MU_GRAD": True,       # StackGAN++: G's adversarial terms also move the CA mean D reads as its condition
                                  # (the authors' code); false: D reads it detached, so the CA learns only through
                                  # the images it conditions (not in the code)
+        "D_CONDITION": "mu",     # StackGAN++: what the conditional D heads read: mu (the CA mean, the authors'
+                                 # code) | embedding (the text embedding itself, detached, as GAN-INT-CLS's D)
         # OP-GAN (the authors' names; GEN_FEAT_DIM, DISC_FEAT_DIM, GLOBAL_Z_DIM, TEXT_CONDITION_DIM and
         # RESIDUAL_NUM are read as GF_DIM, DF_DIM, Z_DIM, CONDITION_DIM and R_NUM)
         "LOCAL_Z_DIM": 32,       # the object pathway's noise
@@ -241,6 +243,12 @@ DEFAULTS: dict[str, Any] = {
         "IDENTITY_WEIGHT": 7.0,  # identity_weight
         "WEIGHT_DECAY": 0.0001,  # weight_decay of both Adams
         "SAMPLE_DIRECTION": "AtoB",  # which generator `ganstack sample` and serve use: AtoB (young to old) | BtoA
+        # aging_conditional (IPCGAN): loss weights of the authors' code (gan_loss_weight, age_loss_weight);
+        # FEATURE_WEIGHT is ours (their 0.5e-4 scales AlexNet conv5 activations, which cannot be loaded here)
+        "GAN_WEIGHT": 75.0,
+        "AGE_WEIGHT": 30.0,
+        "FEATURE_WEIGHT": 20.0,
+        "SAMPLE_GROUP": -1,      # the AGE_GROUPS index `ganstack sample`, serve and eval age faces to; -1 = oldest
     },
     "MLFLOW": {                  # TRAIN.LOGGERS: [tensorboard, mlflow]
         "TRACKING_URI": "",      # '' = sqlite:///<OUTPUT_DIR>/mlflow.db; any MLflow URI (http://host:5000, a database)
@@ -523,6 +531,7 @@ _CHOICES = {
     "GAN.D_NORM": ("auto", "batch", "layer", "spectral", "none"),
     "GAN.WRONG_BOX_IMAGES": ("fake", "real"),
     "GAN.INIT": ("authors", "pytorch"),
+    "GAN.D_CONDITION": ("mu", "embedding"),
     "AGING.SAMPLE_DIRECTION": ("AtoB", "BtoA"),
     "GAN.LOSS": ("vanilla", "lsgan", "hinge", "wgangp"),
     "DATA.DATASET_MODE": ("aligned", "unaligned"),

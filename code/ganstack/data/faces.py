@@ -18,8 +18,11 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+import torch
+
 from ..errors import GanstackError
-from .aligned import EXTENSIONS, UnalignedDataset
+from .aligned import EXTENSIONS, Preprocess, UnalignedDataset, read_pixels, to_chw, unpack
 
 UTKFACE = re.compile(r"^(\d{1,3})_([01])_([0-4])_(\d+)\.jpg(\.chip\.jpg)?$", re.I)
 CACD = re.compile(r"^(\d{1,3})_(.+)_(\d{4})\.jpg$", re.I)
@@ -120,3 +123,60 @@ def domain_dataset(cfg, split: str, train: bool) -> UnalignedDataset:
     if data.DIRECTION == "BtoA":
         sides.reverse()
     return UnalignedDataset(root, split, files=(sides[0], sides[1]), **common)
+
+
+class AgeGroupDataset(torch.utils.data.Dataset):
+    """IPCGAN's batches: a source face of any age, a target age group drawn at random, a real face of
+    that group (what D sees as real with the target group) and another group (D's mismatched
+    condition). Item i takes source i; the draws come from the sample's seed, so resume is exact."""
+
+    def __init__(self, root, split: str, groups, *, preprocess: str, load_size: int, crop_size: int,
+                 augment: bool, flip: bool):
+        faces = read_faces(root, split)
+        self.groups = [list(g) for g in groups]
+        self.sources = [f for f in faces if age_group(f.age, self.groups) is not None]
+        self.by_group = [[f.path for f in self.sources if age_group(f.age, self.groups) == g]
+                         for g in range(len(self.groups))]
+        empty = [self.groups[g] for g, files in enumerate(self.by_group) if not files]
+        if empty or len(self.groups) < 2:
+            raise GanstackError(f"AGING.AGE_GROUPS: no {split} face of {root} in the group(s) {empty}; every group "
+                                "needs faces (ages there: "
+                                f"{min(f.age for f in faces)}-{max(f.age for f in faces)})" if empty else
+                                "AGING.AGE_GROUPS: give at least two groups")
+        self.augment = augment
+        self.pre = Preprocess(preprocess, load_size, crop_size, augment, flip)
+
+    def __len__(self) -> int:
+        return len(self.sources)
+
+    def path(self, index: int) -> Path:
+        return self.sources[index].path
+
+    def group_of(self, index: int) -> int:
+        return age_group(self.sources[index].age, self.groups)
+
+    def _read(self, path: Path, rng) -> torch.Tensor | None:
+        arr = read_pixels(path, {3})
+        if arr is None:
+            return None
+        x = to_chw(arr[3])
+        return self.pre.apply(x, self.pre.draw(x.shape[1], x.shape[2], rng))
+
+    def __getitem__(self, item):
+        index, seed = unpack(item)
+        rng = np.random.default_rng(seed)
+        count = len(self.groups)
+        target = int(rng.integers(count)) if self.augment else (self.group_of(index) + 1) % count
+        false = (target + 1 + int(rng.integers(count - 1))) % count
+        files = self.by_group[target]
+        real_path = files[int(rng.integers(len(files)))] if self.augment else files[index % len(files)]
+        source, real = self._read(self.path(index), rng), self._read(real_path, rng)
+        if source is None or real is None:
+            return None
+        return {"source": source, "real": real, "target": target, "false": false, "index": index}
+
+
+def group_dataset(cfg, split: str, train: bool) -> AgeGroupDataset:
+    data = cfg.DATA
+    return AgeGroupDataset(cfg.DATA_DIR, split, cfg.AGING.AGE_GROUPS, preprocess=data.PREPROCESS,
+                           load_size=data.LOAD_SIZE, crop_size=data.CROP_SIZE, augment=train, flip=cfg.TRAIN.FLIP)

@@ -108,7 +108,7 @@ def sample_gallery(cfg: Config, *, ckpt: str | None = None, captions: list[str] 
                    truncation: float = 0.0, interpolate: list[str] | None = None, steps: int = 8,
                    out: str | None = None, device: str = "auto", attention: bool = False,
                    inputs: list[str] | None = None, upscale: str | None = None,
-                   layouts: list[str] | None = None) -> Path:
+                   layouts: list[str] | None = None, ages: list[int] | None = None) -> Path:
     if per_caption < 1 or steps < 2:
         raise GanstackError("--n must be >= 1 and --steps >= 2")
     if truncation < 0:
@@ -117,9 +117,12 @@ def sample_gallery(cfg: Config, *, ckpt: str | None = None, captions: list[str] 
         raise GanstackError("nothing to sample: give --caption TEXT, --captions FILE, --from-split SPLIT, "
                             "--interpolate A B, --layout FILE (OP-GAN) or (image-to-image variants) --input IMAGE")
     variant, path, state = load_variant(cfg, ckpt, device)
+    if ages and not hasattr(variant, "age_strip"):
+        raise GanstackError(f"--ages: VARIANT={cfg.VARIANT} does not age faces (aging_cycle, aging_conditional do)")
     if getattr(variant, "condition_kind", "text") == "image":
         return translation_gallery(cfg, variant, path, state, inputs=inputs, from_split=from_split, count=count,
-                                   per_input=per_caption, seed=seed, out=out, captions=captions or interpolate)
+                                   per_input=per_caption, seed=seed, out=out, captions=captions or interpolate,
+                                   ages=ages)
     if layouts and not hasattr(variant, "conditions_from_layouts"):
         raise GanstackError(f"--layout: VARIANT={cfg.VARIANT} is not conditioned on layouts (OP-GAN is); drop --layout")
     if attention and not hasattr(variant, "attention_strip"):
@@ -186,7 +189,8 @@ def sample_gallery(cfg: Config, *, ckpt: str | None = None, captions: list[str] 
 
 
 def translation_gallery(cfg: Config, variant, path, state, *, inputs: list[str] | None, from_split: str | None,
-                        count: int, per_input: int, seed: int, out: str | None, captions=None) -> Path:
+                        count: int, per_input: int, seed: int, out: str | None, captions=None,
+                        ages: list[int] | None = None) -> Path:
     """Image-to-image variants: for each input image (--input files or folders, and/or --from-split), K
     outputs (`per_input`; they differ through z and/or test-time dropout, each drawn from seed + k) and,
     for dataset items, the target. Row files: NNN_input.png, NNN_out_KK.png, NNN_target.png."""
@@ -213,6 +217,12 @@ def translation_gallery(cfg: Config, variant, path, state, *, inputs: list[str] 
     for i, (name, x, target) in enumerate(zip(names, conditions, targets)):
         files = [f"{i:03d}_input.png"]
         save_png(three_channels(x), out_dir / files[0])
+        if ages:  # face aging: an aging strip, the input then each age
+            for age, y in zip(ages, variant.age_strip(x, ages)):
+                files.append(f"{i:03d}_age_{age:03d}.png")
+                save_png(three_channels(y), out_dir / files[-1])
+            rows.append({"caption": f"{name}: input, then ages {', '.join(map(str, ages))}", "files": files})
+            continue
         for k in range(per_input):
             torch.manual_seed(seed + k)  # test-time dropout draws from the global RNG
             y = variant.sample(x[None], variant.noise(1, seed=seed + k))[0]

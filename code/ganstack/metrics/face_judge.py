@@ -214,3 +214,69 @@ def _pairs(real: list[Face], source, target) -> tuple[list, list]:
             if in_range(b.age, target):
                 (same if a.identity == b.identity else diff).append((i, j))
     return same, diff
+
+
+# ------------------------------------------------------------------ IPCGAN's pretrained age classifier
+class AgeClassifier(nn.Module):
+    """IPCGAN's "pretrained age classifier" and identity feature extractor, trained here on the set's
+    real training faces (its own seed, apart from the judges that evaluate): the judge's trunk with
+    one logit per AGING.AGE_GROUPS group. `feature_maps` (the trunk's last maps) stand in for
+    AlexNet's conv5 in the identity-preserving loss."""
+
+    def __init__(self, groups: int):
+        super().__init__()
+        self.trunk = FaceJudge(0).trunk
+        self.head = nn.Linear(128, groups)
+
+    def feature_maps(self, faces: torch.Tensor) -> torch.Tensor:
+        return self.trunk(FaceJudge.prepare(faces))
+
+    def forward(self, faces: torch.Tensor) -> torch.Tensor:
+        return self.head(self.feature_maps(faces).mean((2, 3)))
+
+
+def load_or_train_age_classifier(data_dir: str | Path, groups, cache_dir: str | Path = "models/judges",
+                                 device: str = "cpu", seed: int = 1, epochs: int = EPOCHS) -> AgeClassifier:
+    from ..data.faces import age_group
+    faces = [f for f in read_faces(data_dir, "train") if age_group(f.age, groups) is not None]
+    digest = hashlib.sha256(f"age-classifier v{JUDGE_VERSION}|{groups}|seed{seed}|epochs{epochs}".encode())
+    for face in faces:
+        digest.update(f"|{face.path.name}:{face.path.stat().st_size}".encode())
+    path = Path(cache_dir) / f"faces_ageclf_{digest.hexdigest()[:16]}.pt"
+    net = AgeClassifier(len(groups))
+    if path.is_file():
+        try:
+            net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True)["classifier"])
+        except (RuntimeError, KeyError, EOFError, pickle.UnpicklingError) as e:
+            reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise GanstackError(f"{path}: unreadable age classifier ({reason}); delete it to train it again") from None
+        return net.to(device).eval().requires_grad_(False)
+    print(f"age classifier: training on {data_dir} (once; cached as {path})", file=sys.stderr, flush=True)
+    images = read_images(faces)
+    labels = torch.tensor([age_group(f.age, groups) for f in faces])
+    dev = torch.device(device)
+    n, batch = len(images), 64
+    steps = epochs * math.ceil(n / batch)
+    with _deterministic(dev, seed), torch.enable_grad():
+        net = net.to(dev).train()
+        opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-4)
+        warmup = max(1, steps // 20)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min((s + 1) / warmup, 0.5 * (
+            1 + math.cos(math.pi * min(s, steps) / steps))))
+        step = 0
+        while step < steps:
+            for idx in torch.randperm(n).split(batch):
+                if step == steps:
+                    break
+                x = images[idx].to(dev)
+                x = torch.where((torch.rand(len(x), device=dev) < 0.5)[:, None, None, None], x.flip(3), x)
+                loss = F.cross_entropy(net(x), labels[idx].to(dev))
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                step += 1
+    net = net.eval().requires_grad_(False)
+    with atomic_path(path) as tmp:
+        torch.save({"classifier": net.state_dict(), "groups": [list(g) for g in groups]}, tmp)
+    return net

@@ -4,6 +4,7 @@ from __future__ import annotations
 import importlib
 
 _VARIANTS = {
+    "aging_conditional": "ganstack.variants.aging_conditional:AgingConditional",
     "aging_cycle": "ganstack.variants.aging_cycle:AgingCycle",
     "attngan": "ganstack.variants.attngan:AttnGAN",
     "damsm": "ganstack.variants.damsm:DAMSM",

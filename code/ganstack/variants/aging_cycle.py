@@ -42,6 +42,14 @@ from .base import Variant, adam, frozen, unwrap
 GRID_INPUTS = 6  # TensorBoard: fixed test faces of each domain, one row each: input | translated | back
 
 
+def warn_grey(names: list[str], images: list[torch.Tensor]) -> None:
+    """Grey-scale input faces are read as RGB (the grey repeated); say so, the models saw colour faces."""
+    for name, image in zip(names, images):
+        if image.shape[0] == 3 and torch.equal(image[0], image[1]) and torch.equal(image[1], image[2]):
+            warnings.warn(f"{name}: a grey-scale image; the model was trained on colour faces, so expect "
+                          "colour casts", stacklevel=3)
+
+
 class AgingCycle(Variant):
     name = "aging_cycle"
     collate = staticmethod(attngan.collate)
@@ -127,11 +135,23 @@ class AgingCycle(Variant):
     def conditions_from_files(self, paths: list[str]) -> tuple[list[str], list[torch.Tensor]]:
         """Input faces of `ganstack sample --input`: grey-scale ones are repeated to RGB, with a warning."""
         names, images = load_inputs(paths, self.cfg)
-        for name, image in zip(names, images):
-            if image.shape[0] == 3 and torch.equal(image[0], image[1]) and torch.equal(image[1], image[2]):
-                warnings.warn(f"{name}: a grey-scale image; the model was trained on colour faces, so expect "
-                              "colour casts", stacklevel=2)
+        warn_grey(names, images)
         return names, images
+
+    def age_strip(self, x: torch.Tensor, ages: list[int]) -> list[torch.Tensor]:
+        """One face (3, H, W) per age: G_AB's output for an age of domain B, G_BA's for one of domain A
+        (a two-domain model draws those two ages only; any other age is an error)."""
+        from ..data.faces import in_range
+        out = []
+        for age in ages:
+            if in_range(age, self.cfg.AGING.DOMAIN_B):
+                out.append(self.sample(x[None], direction="AtoB")[0])
+            elif in_range(age, self.cfg.AGING.DOMAIN_A):
+                out.append(self.sample(x[None], direction="BtoA")[0])
+            else:
+                raise GanstackError(f"--ages {age}: in neither AGING.DOMAIN_A {self.cfg.AGING.DOMAIN_A} nor "
+                                    f"DOMAIN_B {self.cfg.AGING.DOMAIN_B}; a two-domain model draws those two")
+        return out
 
     def visuals(self, batch: dict) -> dict:
         """Fixed test faces: young -> old -> back, and old -> young -> back, one row each."""

@@ -21,7 +21,8 @@ training step, as the authors' trainer (code/trainer.py):
                + TRAIN.COEFF.KL x KL(N(mu, sigma) || N(0, I))  (conditional).
 The paper's losses have no mismatched images (its conditional term is real vs generated); the
 defaults follow the authors' code, in which G's adversarial terms also reach the CA mean through D's
-condition input (GAN.D_MU_GRAD: false cuts that path, a setting not in the code). TRAIN.COEFF.COLOR_LOSS is 1 in the paper and 50 in the authors'
+condition input (GAN.D_MU_GRAD: false cuts that path, a setting not in the code). GAN.D_CONDITION:
+embedding gives D the text embedding itself instead of mu, as GAN-INT-CLS's D (not in the code). TRAIN.COEFF.COLOR_LOSS is 1 in the paper and 50 in the authors'
 LSUN cfgs. Adam 2e-4, betas (0.5, 0.999); the EMA generator (0.999) samples.
 
 Text comes from the authors' embedding pickles (EMBEDDING_TYPE cnn-rnn, cnn-gru, skip-thought;
@@ -64,6 +65,7 @@ class StackGAN2(Variant):
         self.sizes = stage_sizes(cfg)
         self.d_names = [f"D{i}" for i in range(len(self.sizes))]
         self.uncond_weight = cfg.TRAIN.COEFF.UNCOND_LOSS
+        self.d_reads_embedding = cfg.GAN.D_CONDITION == "embedding"
         self.embedder: SentenceEmbedder | None = None
         self._fixed = None
 
@@ -99,8 +101,9 @@ class StackGAN2(Variant):
         nets: dict[str, nn.Module] = {"G": TreeGenerator(
             stages=cfg.TREE.BRANCH_NUM, gf_dim=gan.GF_DIM, z_dim=gan.Z_DIM, condition_dim=gan.CONDITION_DIM,
             text_dim=text_dim, residual_blocks=gan.R_NUM, conditional=self.conditional, base_size=cfg.TREE.BASE_SIZE)}
+        d_condition_dim = text_dim if self.d_reads_embedding else gan.CONDITION_DIM
         for name, size in zip(self.d_names, self.sizes):
-            nets[name] = StageDiscriminator(size, df_dim=gan.DF_DIM, embedding_dim=gan.CONDITION_DIM,
+            nets[name] = StageDiscriminator(size, df_dim=gan.DF_DIM, embedding_dim=d_condition_dim,
                                             conditional=self.conditional, norm=norm)
         self.nets.update(initialised(nets, gan.INIT, norm))
         # one Adam per network as the authors' (Adam is per parameter: one over all Ds is the same)
@@ -126,7 +129,7 @@ class StackGAN2(Variant):
         # 1. Every scale's discriminator.
         with opt.autocast():
             fakes, mu, logvar = G(z, embedding)
-            condition = None if mu is None else mu.detach()
+            condition = None if mu is None else (embedding if self.d_reads_embedding else mu).detach()
             wrongs = batch.get("wrong_images", [None] * len(reals))
             d_terms = {f"loss/{name}": self.discriminator_loss(name, real, fake.detach(), wrong, condition)
                        for name, real, fake, wrong in zip(self.d_names, reals, fakes, wrongs)}
@@ -138,7 +141,7 @@ class StackGAN2(Variant):
         with frozen(*d_plain), opt.autocast():
             g_terms = {}
             for name, D, fake in zip(self.d_names, d_plain, fakes):
-                g_terms[f"loss/G_{name}"] = self.generator_loss(D, fake, mu)
+                g_terms[f"loss/G_{name}"] = self.generator_loss(D, fake, condition if self.d_reads_embedding else mu)
             weight = self.cfg.TRAIN.COEFF.COLOR_LOSS
             if weight > 0:
                 for i in range(1, len(fakes)):
@@ -171,11 +174,13 @@ class StackGAN2(Variant):
         fake_term = fake_term + u * discriminator_term("bce", heads.UNCOND_DNET(fake_code), False)
         return real_term + wrong_term + fake_term
 
-    def generator_loss(self, D: nn.Module, fake: torch.Tensor, mu: torch.Tensor | None) -> torch.Tensor:
+    def generator_loss(self, D: nn.Module, fake: torch.Tensor, condition: torch.Tensor | None) -> torch.Tensor:
+        """condition: mu (G's, with its graph) or the detached text embedding (GAN.D_CONDITION)."""
         code = D(fake)
-        if mu is None:
+        if condition is None:
             return generator_term("bce", D.UNCOND_DNET(code))
-        condition = mu if self.cfg.GAN.D_MU_GRAD else mu.detach()  # the authors' code: not detached
+        if not self.cfg.GAN.D_MU_GRAD:  # the authors' code: not detached
+            condition = condition.detach()
         loss = generator_term("bce", D.COND_DNET(code, condition))
         if self.uncond_weight > 0:
             loss = loss + self.uncond_weight * generator_term("bce", D.UNCOND_DNET(code))
