@@ -56,6 +56,14 @@ def runs(workspace, tmp_path_factory) -> Path:
         "NEXT_LABEL_DIM: 16}",
         "TEXT: {CAPTIONS_PER_IMAGE: 10, WORDS_NUM: 24, EMBEDDING_DIM: 32, WORD_EMB_DIM: 16, CLASSES_NUM: 37}"]) + "\n")
     train(op, root, "op")
+    faces = root.parent / "faces"
+    assert main(["prepare", "faces", "--out", str(faces), "--num-train", "4", "--num-test", "2", "--size", "32"]) == 0
+    aging = root.parent / "aging.yml"
+    aging.write_text("\n".join([
+        f"_BASE_: {ROOT / 'cfg/aging_cycle/faces.yml'}", f"DATA_DIR: {faces}", "WORKERS: 0",
+        "TRAIN: {BATCH_SIZE: 2, PRECISION: fp32, LOG_INTERVAL: 1, IMAGE_INTERVAL: 100}",
+        "DATA: {LOAD_SIZE: 36, CROP_SIZE: 32}", "AGING: {NGF: 4, NDF: 4, N_BLOCKS: 1}"]) + "\n")
+    train(aging, root, "age")
     (root / "attn" / "eval").mkdir()
     (root / "attn" / "eval" / "checkpoint_00000002.json").write_text(json.dumps(
         {"step": 2, "judge": {"colour_accuracy": 0.25}, "images": 8}))
@@ -79,7 +87,8 @@ def post(client, run: str, **body):
 
 def test_lists_runs_checkpoints_and_eval_reports(client):
     listed = {r["name"]: r for r in client.get("/v1/runs").json()}
-    assert set(listed) == {"attn", "p2p", "op", "empty", "broken"}
+    assert set(listed) == {"attn", "p2p", "op", "age", "empty", "broken"}
+    assert (listed["age"]["kind"], listed["age"]["ages"], listed["p2p"]["ages"]) == ("image", True, False)
     assert (listed["attn"]["variant"], listed["attn"]["kind"]) == ("attngan", "text")
     assert (listed["p2p"]["kind"], listed["op"]["kind"]) == ("image", "layout")
     assert [c["step"] for c in listed["attn"]["checkpoints"]] == [1, 2] and listed["empty"]["checkpoints"] == []
@@ -130,6 +139,18 @@ def test_image_to_image_takes_an_upload_and_gives_k_outputs(client):
     assert [(i["kind"], i["sample_index"]) for i in answer.json()["images"]] == [("input", 0), ("image", 0), ("image", 1)]
     jpeg = post(client, "p2p", image="data:image/jpeg;base64," + png_b64(fmt="JPEG"))
     assert jpeg.status_code == 200
+
+
+def test_aging_runs_draw_aging_strips(client):
+    answer = post(client, "age", image=png_b64(), ages=[25, 70])
+    assert answer.status_code == 200, answer.text
+    assert [(i["kind"], i["label"]) for i in answer.json()["images"]] == [
+        ("input", "input as read"), ("image", "age 25"), ("image", "age 70")]
+    outside = post(client, "age", image=png_b64(), ages=[40])
+    assert outside.status_code == 400 and "in neither AGING.DOMAIN_A" in outside.json()["error"]
+    refused = post(client, "p2p", image=png_b64(), ages=[25])
+    assert refused.status_code == 400 and "does not age faces" in refused.json()["error"]
+    assert "id='ages'" in client.get("/?run=age").text
 
 
 def test_layouts_for_opgan_draw_the_boxes(client):

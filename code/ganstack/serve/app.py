@@ -54,6 +54,8 @@ class GenerateRequest(BaseModel):
     seed: int = Field(0, ge=0, le=2 ** 31 - 1, description="the same seed gives the same images")
     truncation: float = Field(0.0, ge=0.0, le=100.0, description="redraw noise beyond +-T; 0 = none")
     attention: bool = Field(False, description="AttnGAN: also each caption's per-word attention maps")
+    ages: list[int] | None = Field(None, description="face aging runs: an aging strip, the input face at each age "
+                                                     "(instead of count outputs)")
     output: Literal["base64", "url"] = "base64"
 
 
@@ -85,6 +87,7 @@ class RunInfo(BaseModel):
     variant: str
     dataset: str
     kind: Literal["text", "layout", "image"]
+    ages: bool = Field(description="whether the run draws aging strips (`ages` in generate)")
     checkpoints: list[CheckpointInfo]
     has_eval: bool
     has_gallery: bool
@@ -212,6 +215,8 @@ def create_app(runs_dir: str | Path, *, device: str = "cpu", limits: Limits | No
             per_checkpoint += inputs * body.count  # each image again with its boxes drawn
         if found.kind == "image":
             per_checkpoint += 1  # the input as read
+            if body.ages:
+                per_checkpoint = 1 + len(body.ages)
         if per_checkpoint * len(checkpoints) > limits.images:
             fail(413, f"{per_checkpoint * len(checkpoints)} images asked for ({inputs} input(s) x count {body.count} "
                       f"x {len(checkpoints)} checkpoint(s)); at most {limits.images} per request")
@@ -246,6 +251,10 @@ def create_app(runs_dir: str | Path, *, device: str = "cpu", limits: Limits | No
             fail(400, f"run {run.name} ({run.variant}) takes {wanted}" +
                  (" (or captions, drawn with no objects)" if run.kind == "layout" else "") +
                  (f", not {', '.join(extra)}" if extra else ""))
+        if body.ages is not None and not run.ages_faces:
+            fail(400, f"ages: run {run.name} ({run.variant}) does not age faces (aging_cycle, aging_conditional do)")
+        if body.ages is not None and (not body.ages or any(not 0 <= a <= 150 for a in body.ages)):
+            fail(400, "ages: give ages from 0 to 150, e.g. [20, 40, 60]")
         if body.attention and run.variant != "attngan":
             fail(400, f"attention: run {run.name} ({run.variant}) has no word attention (AttnGAN has)")
         texts = (body.captions or []) + [layout.caption for layout in body.layouts or []]
@@ -328,6 +337,12 @@ def create_app(runs_dir: str | Path, *, device: str = "cpu", limits: Limits | No
 
     def draw_one(variant, name, step, body, image, layouts) -> list[models.Drawn]:
         out = []
+        if image is not None and body.ages:
+            shown, strip = models.draw_age_strip(variant, image[0], image[1], body.ages)
+            out.append(models.Drawn(name, step, 0, 0, "input as read", png_bytes(shown), "input"))
+            out += [models.Drawn(name, step, 0, k, f"age {age}", png_bytes(y)) for k, (age, y) in
+                    enumerate(zip(body.ages, strip))]
+            return out
         if image is not None:
             shown, outputs = models.draw_from_image(variant, image[0], image[1], body.count, body.seed)
             out.append(models.Drawn(name, step, 0, 0, "input as read", png_bytes(shown), "input"))

@@ -117,3 +117,14 @@ def draw_attention(variant, caption: str, seed: int, truncation: float) -> torch
     conditions = variant.conditions_from_text([caption])
     noise = variant.noise(1, seed=seed, truncation=truncation)
     return variant.attention_strip(caption, conditions[:1], noise[:1]) * 2 - 1
+
+
+@torch.no_grad()
+def draw_age_strip(variant, data: bytes, suffix: str, ages: list[int]) -> tuple[torch.Tensor, list]:
+    """Face aging: the input face as the variant reads it, then the face at each age (`sample --ages`)."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"input{suffix}"
+        path.write_bytes(data)
+        _, inputs = variant.conditions_from_files([str(path)])
+    x = inputs[0]
+    return three_channels(x), [three_channels(y) for y in variant.age_strip(x, ages)]

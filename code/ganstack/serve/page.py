@@ -43,7 +43,11 @@ async function generate(ev) {
   const body = {seed: +document.getElementById('seed').value, count: +document.getElementById('count').value,
                 checkpoints: chosenCheckpoints(), output: 'base64'};
   try {
-    if (RUN.kind === 'image') body.image = await readImage();
+    if (RUN.kind === 'image') {
+      body.image = await readImage();
+      const ages = document.getElementById('ages');
+      if (ages && ages.value.trim()) body.ages = ages.value.split(',').map(a => parseInt(a, 10));
+    }
     else if (RUN.kind === 'layout') body.layouts = [{caption: document.getElementById('caption').value,
       objects: boxes.map(b => ({label: b.label, box: b.box}))}];
     else body.captions = document.getElementById('caption').value.split('\\n').filter(s => s.trim());
@@ -184,6 +188,9 @@ def _form(info: dict) -> str:
     kind = info["kind"]
     if kind == "image":
         inputs = "<p><label>Input image (PNG or JPEG) <input type='file' id='image' accept='image/png,image/jpeg'></label></p>"
+        if info.get("ages"):
+            inputs += ("<p><label>Ages (an aging strip; empty: the outputs of the sampling direction) "
+                       "<input type='text' id='ages' value='20,40,60'></label></p>")
     else:
         inputs = ("<p><label>Caption" + (" (one per line)" if kind == "text" else "") + "<br><textarea id='caption' "
                   "rows='3' cols='70'>a red circle</textarea></label></p>")

@@ -12,8 +12,6 @@ from ..engine.checkpoint import list_checkpoints
 from ..errors import GanstackError
 
 STEP = re.compile(r"checkpoint_(\d+)\.pth$")
-IMAGE_VARIANTS = ("pix2pix", "srresnet", "srgan", "srcnn")   # an image in, images out
-LAYOUT_VARIANTS = ("opgan",)                                # a caption and boxes in
 
 
 @dataclass
@@ -24,11 +22,22 @@ class Run:
     dataset: str
 
     @property
+    def variant_class(self):
+        from ..variants import get_variant, known_variants
+        return get_variant(self.variant) if self.variant in known_variants() else None
+
+    @property
     def kind(self) -> str:
-        """What the run is conditioned on: text, layout (text and boxes) or image."""
-        if self.variant in IMAGE_VARIANTS:
+        """What the run is conditioned on, as its variant says: text, layout (text and boxes) or image."""
+        cls = self.variant_class
+        if cls is not None and getattr(cls, "condition_kind", "text") == "image":
             return "image"
-        return "layout" if self.variant in LAYOUT_VARIANTS else "text"
+        return "layout" if cls is not None and hasattr(cls, "conditions_from_layouts") else "text"
+
+    @property
+    def ages_faces(self) -> bool:
+        """Whether the run draws aging strips (`ages`)."""
+        return hasattr(self.variant_class, "age_strip")
 
     def config(self) -> Config:
         """The run's own config, its folder wherever the runs folder now lies."""
@@ -61,6 +70,7 @@ class Run:
 
     def summary(self) -> dict:
         return {"name": self.name, "variant": self.variant, "dataset": self.dataset, "kind": self.kind,
+                "ages": self.ages_faces,
                 "checkpoints": [checkpoint_summary(p) for p in self.checkpoints()],
                 "has_eval": self.latest_eval() is not None, "has_gallery": self.gallery() is not None}
 
