@@ -43,6 +43,7 @@ SIZE = 64
 EMBEDDING = 64
 EPOCHS = 10
 FALSE_ACCEPT = 0.01
+CLASSIFIER_VERSION = 2  # 2: the age classifier also learns the training identities
 
 
 class FaceJudge(nn.Module):
@@ -220,13 +221,17 @@ def _pairs(real: list[Face], source, target) -> tuple[list, list]:
 class AgeClassifier(nn.Module):
     """IPCGAN's "pretrained age classifier" and identity feature extractor, trained here on the set's
     real training faces (its own seed, apart from the judges that evaluate): the judge's trunk with
-    one logit per AGING.AGE_GROUPS group. `feature_maps` (the trunk's last maps) stand in for
-    AlexNet's conv5 in the identity-preserving loss."""
+    one logit per AGING.AGE_GROUPS group and, when the set names identities, a second task that tells
+    the training identities apart, so that its features carry identity (an age task alone teaches
+    the trunk to ignore who it is). `feature_maps` (the trunk's last maps) stand in for AlexNet's
+    conv5 in the identity-preserving loss."""
 
-    def __init__(self, groups: int):
+    def __init__(self, groups: int, identities: int = 0):
         super().__init__()
         self.trunk = FaceJudge(0).trunk
         self.head = nn.Linear(128, groups)
+        self.embed = nn.Linear(128, EMBEDDING)
+        self.classes = nn.Parameter(torch.randn(max(identities, 1), EMBEDDING) * 0.1)
 
     def feature_maps(self, faces: torch.Tensor) -> torch.Tensor:
         return self.trunk(FaceJudge.prepare(faces))
@@ -239,11 +244,16 @@ def load_or_train_age_classifier(data_dir: str | Path, groups, cache_dir: str | 
                                  device: str = "cpu", seed: int = 1, epochs: int = EPOCHS) -> AgeClassifier:
     from ..data.faces import age_group
     faces = [f for f in read_faces(data_dir, "train") if age_group(f.age, groups) is not None]
-    digest = hashlib.sha256(f"age-classifier v{JUDGE_VERSION}|{groups}|seed{seed}|epochs{epochs}".encode())
+    digest = hashlib.sha256(f"age-classifier v{CLASSIFIER_VERSION}|{groups}|seed{seed}|epochs{epochs}".encode())
     for face in faces:
-        digest.update(f"|{face.path.name}:{face.path.stat().st_size}".encode())
+        digest.update(f"|{face.path.name}:{face.path.stat().st_size}:{face.identity}".encode())
     path = Path(cache_dir) / f"faces_ageclf_{digest.hexdigest()[:16]}.pt"
-    net = AgeClassifier(len(groups))
+    names = sorted({f.identity for f in faces if f.identity is not None})
+    identities = None
+    if names and all(f.identity is not None for f in faces):
+        index = {name: i for i, name in enumerate(names)}
+        identities = torch.tensor([index[f.identity] for f in faces])
+    net = AgeClassifier(len(groups), len(names) if identities is not None else 0)
     if path.is_file():
         try:
             net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True)["classifier"])
@@ -270,7 +280,11 @@ def load_or_train_age_classifier(data_dir: str | Path, groups, cache_dir: str | 
                     break
                 x = images[idx].to(dev)
                 x = torch.where((torch.rand(len(x), device=dev) < 0.5)[:, None, None, None], x.flip(3), x)
-                loss = F.cross_entropy(net(x), labels[idx].to(dev))
+                h = net.trunk(x).mean((2, 3))
+                loss = F.cross_entropy(net.head(h), labels[idx].to(dev))
+                if identities is not None:
+                    logits = 16 * F.normalize(net.embed(h), dim=1) @ F.normalize(net.classes, dim=1).t()
+                    loss = loss + F.cross_entropy(logits, identities[idx].to(dev))
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()

@@ -14,8 +14,9 @@ a source face x_s of any age, a target group t, a real face x_t of that group an
   Adam, TRAIN.GENERATOR_LR / DISCRIMINATOR_LR (the authors' 1e-3), beta1 0.5.
 
 The age classifier and the identity features come from one network trained once on the set's real
-faces (metrics/face_judge.AgeClassifier, its own seed): the authors load an age classifier and an
-ImageNet AlexNet (conv5 features), neither of which can be downloaded here. So AGING.FEATURE_WEIGHT
+faces (metrics/face_judge.AgeClassifier, its own seed; age groups and, where the set names them,
+the training identities): the authors load an age classifier and an ImageNet AlexNet (conv5
+features), neither of which can be downloaded here. So AGING.FEATURE_WEIGHT
 is ours (20, for features of order 1), not their 0.5e-4, which scales raw AlexNet conv5 activations.
 """
 from __future__ import annotations
