@@ -17,7 +17,8 @@ The age classifier and the identity features come from one network trained once 
 faces (metrics/face_judge.AgeClassifier, its own seed; age groups and, where the set names them,
 the training identities): the authors load an age classifier and an ImageNet AlexNet (conv5
 features), neither of which can be downloaded here. So AGING.FEATURE_WEIGHT
-is ours (20, for features of order 1), not their 0.5e-4, which scales raw AlexNet conv5 activations.
+is ours (60, for features of order 1; README), not their 0.5e-4, which scales raw AlexNet conv5
+activations.
 """
 from __future__ import annotations
 
