@@ -43,7 +43,7 @@ SIZE = 64
 EMBEDDING = 64
 EPOCHS = 10
 FALSE_ACCEPT = 0.01
-CLASSIFIER_VERSION = 2  # 2: the age classifier also learns the training identities
+CLASSIFIER_VERSION = 3  # 2: it also learns the training identities; 3: its initial weights are seeded too
 
 
 class FaceJudge(nn.Module):
@@ -81,19 +81,20 @@ def read_images(faces: list[Face]) -> torch.Tensor:
     return torch.stack(out)
 
 
-def train_judge(images: torch.Tensor, ages: torch.Tensor, identities: torch.Tensor | None, *, seed: int = 0,
-                epochs: int = EPOCHS, batch_size: int = 64, lr: float = 2e-3, device: str = "cpu") -> FaceJudge:
+def _fit(make_net, images: torch.Tensor, loss_of, *, seed: int, epochs: int, batch_size: int = 64,
+         lr: float = 2e-3, device: str = "cpu") -> nn.Module:
+    """A small net built and trained deterministically (its initial weights too): AdamW, a linear
+    warm-up then cosine to 0, random horizontal flips; loss_of(net, faces, indices) -> loss."""
     device = torch.device(device)
     n = len(images)
     steps = epochs * math.ceil(n / batch_size)
-    count = int(identities.max()) + 1 if identities is not None else 0
     with _deterministic(device, seed), torch.enable_grad():
-        judge = FaceJudge(count).to(device)
-        opt = torch.optim.AdamW(judge.parameters(), lr=lr, weight_decay=1e-4)
-        warmup = max(1, steps // 20)  # linear warm-up, then cosine to 0
+        net = make_net().to(device)
+        opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
+        warmup = max(1, steps // 20)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min((s + 1) / warmup, 0.5 * (
             1 + math.cos(math.pi * min(s, steps) / steps))))
-        judge.train()
+        net.train()
         step = 0
         while step < steps:
             for idx in torch.randperm(n).split(batch_size):
@@ -101,18 +102,32 @@ def train_judge(images: torch.Tensor, ages: torch.Tensor, identities: torch.Tens
                     break
                 x = images[idx].to(device)
                 flip = torch.rand(len(x), device=device) < 0.5
-                x = torch.where(flip[:, None, None, None], x.flip(3), x)
-                age, embedding, _ = judge(x)
-                loss = F.l1_loss(age / 100, ages[idx].to(device).float() / 100)
-                if identities is not None:
-                    logits = 16 * embedding @ F.normalize(judge.classes, dim=1).t()  # cosine softmax, scale 16
-                    loss = loss + F.cross_entropy(logits, identities[idx].to(device))
+                loss = loss_of(net, torch.where(flip[:, None, None, None], x.flip(3), x), idx)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
                 sched.step()
                 step += 1
-    return judge.eval().requires_grad_(False)
+    return net.eval().requires_grad_(False)
+
+
+def _identity_loss(unit_embedding: torch.Tensor, classes: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Cosine softmax over the training identities (scale 16); the embedding is already unit length."""
+    return F.cross_entropy(16 * unit_embedding @ F.normalize(classes, dim=1).t(), targets)
+
+
+def train_judge(images: torch.Tensor, ages: torch.Tensor, identities: torch.Tensor | None, *, seed: int = 0,
+                epochs: int = EPOCHS, batch_size: int = 64, lr: float = 2e-3, device: str = "cpu") -> FaceJudge:
+    count = int(identities.max()) + 1 if identities is not None else 0
+
+    def loss_of(judge, x, idx):
+        age, embedding, _ = judge(x)
+        loss = F.l1_loss(age / 100, ages[idx].to(x.device).float() / 100)
+        if identities is not None:
+            loss = loss + _identity_loss(embedding, judge.classes, identities[idx].to(x.device))
+        return loss
+    return _fit(lambda: FaceJudge(count), images, loss_of, seed=seed, epochs=epochs, batch_size=batch_size, lr=lr,
+                device=device)
 
 
 def judge_file(faces: list[Face], cache_dir: str | Path, seed: int, epochs: int) -> Path:
@@ -253,8 +268,9 @@ def load_or_train_age_classifier(data_dir: str | Path, groups, cache_dir: str | 
     if names and all(f.identity is not None for f in faces):
         index = {name: i for i, name in enumerate(names)}
         identities = torch.tensor([index[f.identity] for f in faces])
-    net = AgeClassifier(len(groups), len(names) if identities is not None else 0)
+    count = len(names) if identities is not None else 0
     if path.is_file():
+        net = AgeClassifier(len(groups), count)
         try:
             net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True)["classifier"])
         except (RuntimeError, KeyError, EOFError, pickle.UnpicklingError) as e:
@@ -262,35 +278,16 @@ def load_or_train_age_classifier(data_dir: str | Path, groups, cache_dir: str | 
             raise GanstackError(f"{path}: unreadable age classifier ({reason}); delete it to train it again") from None
         return net.to(device).eval().requires_grad_(False)
     print(f"age classifier: training on {data_dir} (once; cached as {path})", file=sys.stderr, flush=True)
-    images = read_images(faces)
     labels = torch.tensor([age_group(f.age, groups) for f in faces])
-    dev = torch.device(device)
-    n, batch = len(images), 64
-    steps = epochs * math.ceil(n / batch)
-    with _deterministic(dev, seed), torch.enable_grad():
-        net = net.to(dev).train()
-        opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-4)
-        warmup = max(1, steps // 20)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min((s + 1) / warmup, 0.5 * (
-            1 + math.cos(math.pi * min(s, steps) / steps))))
-        step = 0
-        while step < steps:
-            for idx in torch.randperm(n).split(batch):
-                if step == steps:
-                    break
-                x = images[idx].to(dev)
-                x = torch.where((torch.rand(len(x), device=dev) < 0.5)[:, None, None, None], x.flip(3), x)
-                h = net.trunk(x).mean((2, 3))
-                loss = F.cross_entropy(net.head(h), labels[idx].to(dev))
-                if identities is not None:
-                    logits = 16 * F.normalize(net.embed(h), dim=1) @ F.normalize(net.classes, dim=1).t()
-                    loss = loss + F.cross_entropy(logits, identities[idx].to(dev))
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-                step += 1
-    net = net.eval().requires_grad_(False)
+
+    def loss_of(net, x, idx):
+        h = net.trunk(x).mean((2, 3))
+        loss = F.cross_entropy(net.head(h), labels[idx].to(x.device))
+        if identities is not None:
+            loss = loss + _identity_loss(F.normalize(net.embed(h), dim=1), net.classes, identities[idx].to(x.device))
+        return loss
+    net = _fit(lambda: AgeClassifier(len(groups), count), read_images(faces), loss_of, seed=seed, epochs=epochs,
+               device=device)
     with atomic_path(path) as tmp:
         torch.save({"classifier": net.state_dict(), "groups": [list(g) for g in groups]}, tmp)
     return net
