@@ -416,7 +416,7 @@ def run_curve(args) -> int:
             raise GanstackError(f"{csv_path} ends at step {rows[-1]['step']} but the run resumed at step "
                                 f"{trainer.step}; --restart to begin a new curve")
         kind = "text" if hasattr(trainer.variant, "evaluation_conditions") else \
-            "sr" if hasattr(trainer.variant, "scale") else "aging" if trainer.cfg.VARIANT.startswith("aging") else "pairs"
+            "sr" if hasattr(trainer.variant, "scale") else "aging" if hasattr(trainer.variant, "age_strip") else "pairs"
         if rows and kind_of_rows(rows, csv_path) != kind:
             raise GanstackError(f"{csv_path}: a curve of another kind of variant; --restart or another --out")
         if kind != "text" and args.eval_images:

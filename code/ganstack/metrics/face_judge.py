@@ -184,7 +184,7 @@ def aging_report(judge: FaceJudge, inputs: torch.Tensor, outputs: torch.Tensor,
     if not real_target:
         raise GanstackError(f"{data_dir} ({split}): no real face in the target ages {list(target)} to compare with")
     age_out, emb_out, feat_out = judge_all(judge, outputs)
-    _, emb_in, _ = judge_all(judge, inputs)
+    age_in, emb_in, _ = judge_all(judge, inputs)
     real_images = read_images(real)
     age_real, emb_real, feat_real = judge_all(judge, real_images)
     is_target = torch.tensor([in_range(f.age, target) for f in real])
@@ -194,7 +194,7 @@ def aging_report(judge: FaceJudge, inputs: torch.Tensor, outputs: torch.Tensor,
         "target_age_accuracy": float(((age_out >= low) & (age_out <= high + 0.999)).float().mean()),
         "target_age_accuracy_real": float(((age_real[is_target] >= low) & (age_real[is_target] <= high + 0.999))
                                           .float().mean()),
-        "mean_judged_age": float(age_out.mean()), "mean_judged_age_input": float(judge_all(judge, inputs)[0].mean()),
+        "mean_judged_age": float(age_out.mean()), "mean_judged_age_input": float(age_in.mean()),
         "age_mae_real": float((age_real - torch.tensor([f.age for f in real]).float()).abs().mean()),
     }
     if all(f.identity is not None for f in real):

@@ -161,7 +161,7 @@ def create_app(runs_dir: str | Path, *, device: str = "cpu", limits: Limits | No
         info = None
         if chosen is not None:
             info = {**chosen.summary(), "labels": labels_of(chosen), "eval": chosen.latest_eval(),
-                    "attention": chosen.variant == "attngan", "max_objects": max_objects(chosen)}
+                    "attention": chosen.has_attention, "max_objects": max_objects(chosen)}
         return page.render(root, [r.summary() for r in runs], info, missing=run if run and chosen is None else None)
 
     @app.get("/runs/{run}/gallery/{path:path}", include_in_schema=False)
@@ -255,7 +255,7 @@ def create_app(runs_dir: str | Path, *, device: str = "cpu", limits: Limits | No
             fail(400, f"ages: run {run.name} ({run.variant}) does not age faces (aging_cycle, aging_conditional do)")
         if body.ages is not None and (not body.ages or any(not 0 <= a <= 150 for a in body.ages)):
             fail(400, "ages: give ages from 0 to 150, e.g. [20, 40, 60]")
-        if body.attention and run.variant != "attngan":
+        if body.attention and not run.has_attention:
             fail(400, f"attention: run {run.name} ({run.variant}) has no word attention (AttnGAN has)")
         texts = (body.captions or []) + [layout.caption for layout in body.layouts or []]
         for text in texts:

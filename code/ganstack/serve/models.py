@@ -95,15 +95,20 @@ def draw_layouts(variant, layouts: list[dict], count: int, seed: int, truncation
     return captions, plain, boxed
 
 
-@torch.no_grad()
-def draw_from_image(variant, data: bytes, suffix: str, count: int, seed: int) -> tuple[torch.Tensor, list]:
-    """Image-to-image: the input as the variant reads it (its own file reader) and `count` outputs,
-    output k drawn from seed + k as `ganstack sample --input`."""
+def read_upload(variant, data: bytes, suffix: str) -> torch.Tensor:
+    """An uploaded image as the variant reads its input files (`sample --input`): its own reader."""
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / f"input{suffix}"
         path.write_bytes(data)
         _, inputs = variant.conditions_from_files([str(path)])
-    x = inputs[0]
+    return inputs[0]
+
+
+@torch.no_grad()
+def draw_from_image(variant, data: bytes, suffix: str, count: int, seed: int) -> tuple[torch.Tensor, list]:
+    """Image-to-image: the input as the variant reads it (its own file reader) and `count` outputs,
+    output k drawn from seed + k as `ganstack sample --input`."""
+    x = read_upload(variant, data, suffix)
     outputs = []
     for k in range(count):
         torch.manual_seed(seed + k)  # inside `seeded`: as `ganstack sample --input`
@@ -122,9 +127,5 @@ def draw_attention(variant, caption: str, seed: int, truncation: float) -> torch
 @torch.no_grad()
 def draw_age_strip(variant, data: bytes, suffix: str, ages: list[int]) -> tuple[torch.Tensor, list]:
     """Face aging: the input face as the variant reads it, then the face at each age (`sample --ages`)."""
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / f"input{suffix}"
-        path.write_bytes(data)
-        _, inputs = variant.conditions_from_files([str(path)])
-    x = inputs[0]
+    x = read_upload(variant, data, suffix)
     return three_channels(x), [three_channels(y) for y in variant.age_strip(x, ages)]

@@ -35,6 +35,11 @@ class Run:
         return "layout" if cls is not None and hasattr(cls, "conditions_from_layouts") else "text"
 
     @property
+    def has_attention(self) -> bool:
+        """Whether the run draws per-word attention maps (`attention`; caption runs, as AttnGAN's)."""
+        return self.kind == "text" and hasattr(self.variant_class, "attention_strip")
+
+    @property
     def ages_faces(self) -> bool:
         """Whether the run draws aging strips (`ages`)."""
         return hasattr(self.variant_class, "age_strip")

@@ -128,13 +128,9 @@ class AgingConditional(Variant):
         return [self.sample(x[None], group=self.group_for(age))[0] for age in ages]
 
     def conditions_from_split(self, split: str, count: int, seed: int) -> tuple[list[str], torch.Tensor, list[int]]:
+        from .aging_cycle import first_inputs
         dataset = self.dataset(split, train=False)
-        n = len(dataset)
-        indices = list(range(min(count, n) if count > 0 else n))
-        items = [dataset[i] for i in indices]
-        keep = [k for k, item in enumerate(items) if item is not None]
-        return ([dataset.path(indices[k]).name for k in keep], torch.stack([items[k]["source"] for k in keep]),
-                [indices[k] for k in keep])
+        return first_inputs(dataset, len(dataset), count, "source")
 
     def targets_of_split(self, split: str, indices: list[int]) -> list:
         return [None] * len(indices)

@@ -42,6 +42,15 @@ from .base import Variant, adam, frozen, unwrap
 GRID_INPUTS = 6  # TensorBoard: fixed test faces of each domain, one row each: input | translated | back
 
 
+def first_inputs(dataset, available: int, count: int, key: str) -> tuple[list[str], torch.Tensor, list[int]]:
+    """(file names, input faces, indices) of the dataset's first `count` readable items (all when count <= 0)."""
+    indices = list(range(min(count, available) if count > 0 else available))
+    items = [dataset[i] for i in indices]
+    keep = [k for k, item in enumerate(items) if item is not None]
+    return ([dataset.path(indices[k]).name for k in keep], torch.stack([items[k][key] for k in keep]),
+            [indices[k] for k in keep])
+
+
 def warn_grey(names: list[str], images: list[torch.Tensor]) -> None:
     """Grey-scale input faces are read as RGB (the grey repeated); say so, the models saw colour faces."""
     for name, image in zip(names, images):
@@ -122,12 +131,7 @@ class AgingCycle(Variant):
     def conditions_from_split(self, split: str, count: int, seed: int) -> tuple[list[str], torch.Tensor, list[int]]:
         """(file names, faces of domain A, indices): the first `count` inputs of `split` (all when count <= 0)."""
         dataset = self.dataset(split, train=False)
-        n = len(dataset.files_a)
-        indices = list(range(min(count, n) if count > 0 else n))
-        items = [dataset[i] for i in indices]
-        keep = [k for k, item in enumerate(items) if item is not None]
-        return ([dataset.path(indices[k]).name for k in keep], torch.stack([items[k]["A"] for k in keep]),
-                [indices[k] for k in keep])
+        return first_inputs(dataset, len(dataset.files_a), count, "A")
 
     def targets_of_split(self, split: str, indices: list[int]) -> list:
         return [None] * len(indices)  # unpaired: no target face
