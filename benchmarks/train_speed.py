@@ -10,7 +10,8 @@ plus random char-CNN-RNN embedding pickles, or the images alone when uncondition
 DAMSM text encoder plus an Inception image encoder (random weights, the authors' file format)
 for TRAIN.NET_E. pix2pix configs: 32 random A|B pairs in the aligned (facades) layout at
 DATA.LOAD_SIZE. Super-resolution configs: 16 random HR PNGs per split in DIV2K's layout (SRGAN:
-from scratch, with a random VGG19 in torchvision's file format). Speed does not depend on the pixels
+from scratch, with a random VGG19 in torchvision's file format). Face aging: random faces with
+CACD2000 names at ages 15-60 (IPCGAN: a random age classifier). Speed does not depend on the pixels
 or the weights.
 
     .venv/bin/python benchmarks/train_speed.py cfg/pix2pix/facades.yml --fake-data   # unet_256, batch 1
@@ -140,6 +141,20 @@ def write_fake_hr(root: Path, crop: int, count: int = 16) -> Path:
     return root / "DIV2K"
 
 
+def write_fake_cacd(root: Path, load_size: int, count: int = 64) -> Path:
+    """CACD2000 names (age_Name_nnnn.jpg) in train/ and test/, random faces at ages 15-60: every
+    IPCGAN group and both Fast-AgingGAN domains (18-29, 55+) hold count / 5 of them."""
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        folder = root / "CACD2000" / split
+        folder.mkdir(parents=True)
+        for i in range(count):
+            age = (15, 25, 35, 45, 60)[i % 5]
+            pixels = rng.integers(0, 256, (load_size, load_size, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(folder / f"{age}_Fake_Person{i // 10}_{i:04d}.jpg")
+    return root / "CACD2000"
+
+
 def write_fake_vgg19(path: Path) -> None:
     """torchvision's VGG19 with random weights, saved as its state dict (the perceptual losses' file)."""
     from torchvision.models import vgg19
@@ -153,7 +168,7 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=3)
-    ap.add_argument("--fake-data", action="store_true", help="random data (and encoders): birds or COCO layout, aligned pairs for pix2pix, DIV2K layout for super-resolution")
+    ap.add_argument("--fake-data", action="store_true", help="random data (and encoders): birds or COCO layout, aligned pairs for pix2pix, DIV2K layout for super-resolution, CACD names for face aging")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as out:
         cfg = load_config(args.cfg, args.overrides + [f"OUTPUT_DIR={out}"])
@@ -161,6 +176,10 @@ def main() -> None:
         count = max(64, largest * (args.steps + 1))  # one epoch holds the timed steps: no worker restarts
         if args.fake_data and cfg.VARIANT == "pix2pix":
             data = write_fake_pairs(Path(out), max(cfg.DATA.LOAD_SIZE, cfg.DATA.CROP_SIZE), count)
+            cfg = load_config(args.cfg, args.overrides + [f"OUTPUT_DIR={out}", f"DATA_DIR={data}"])
+        elif args.fake_data and cfg.VARIANT in ("aging_cycle", "aging_conditional"):
+            per_epoch = 5 * count if cfg.VARIANT == "aging_cycle" else count  # its epoch: the 18-29 faces
+            data = write_fake_cacd(Path(out), max(cfg.DATA.LOAD_SIZE, cfg.DATA.CROP_SIZE), per_epoch)
             cfg = load_config(args.cfg, args.overrides + [f"OUTPUT_DIR={out}", f"DATA_DIR={data}"])
         elif args.fake_data and cfg.VARIANT in ("srresnet", "srgan", "srcnn"):
             data, sets = write_fake_hr(Path(out), cfg.SR.HR_CROP), []
@@ -186,6 +205,9 @@ def main() -> None:
             cfg = load_config(args.cfg, args.overrides + [f"OUTPUT_DIR={out}", f"DATA_DIR={data}", *sets])
         trainer = Trainer(cfg, device=args.device)
         variant, opt, dev = trainer.variant, trainer.updater, trainer.env.device
+        if args.fake_data and cfg.VARIANT == "aging_conditional":  # its age classifier, random (not trained here)
+            from ganstack.metrics.face_judge import AgeClassifier
+            variant.classifier = AgeClassifier(len(variant.groups)).to(dev).eval().requires_grad_(False)
         variant.train(True)
         batches = iter(trainer._loader())
         batch = _to_device(next(batches), dev)

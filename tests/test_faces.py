@@ -175,6 +175,26 @@ def test_bad_age_settings_are_one_line(tmp_path, faces_dir, capsys):
     assert "AGING.DOMAIN_B=[100, 110]: no train face" in capsys.readouterr().err
 
 
+def test_rotation_turns_training_faces_only_and_leaves_other_draws_alone(tmp_path, faces_dir, capsys):
+    """DATA.ROTATION (Fast-AgingGAN's augment_rotation): training faces turn by up to that many degrees,
+    corners black; evaluation faces never turn."""
+    from ganstack.config import load_config
+    from ganstack.data.faces import domain_dataset
+    path = tiny_cfg(tmp_path, faces_dir, dataset="faces")
+    plain, turned = (load_config(path, [f"DATA.ROTATION={r}"]) for r in (0, 80))
+    changed = black = 0
+    for seed in range(8):
+        a, b = domain_dataset(plain, "train", True)[(0, seed)]["A"], domain_dataset(turned, "train", True)[(0, seed)]["A"]
+        changed += not torch.equal(a, b)  # a turn of a degree or so can leave 32 px unchanged
+        black += bool((b[:, 0, 0] == -1).all() and (a[:, 0, 0] != -1).any())  # the turned-in corner
+    assert changed >= 6 and black >= 4
+    for split_item in (0, 1):
+        assert torch.equal(domain_dataset(plain, "test", False)[split_item]["A"],
+                           domain_dataset(turned, "test", False)[split_item]["A"])
+    assert main(["train", str(path), "--device", "cpu", "--set", "DATA.ROTATION=400"]) == 2
+    assert "DATA.ROTATION must lie in [0, 360]" in capsys.readouterr().err
+
+
 def test_eval_scores_aged_faces_with_the_face_judges_beside_real_faces(tmp_path, faces_dir, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the judges' cache: tmp_path/models/judges
     cfg = tiny_cfg(tmp_path, faces_dir, dataset="faces")

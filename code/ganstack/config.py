@@ -157,6 +157,8 @@ DEFAULTS: dict[str, Any] = {
         "PREPROCESS": "resize_and_crop",  # resize_and_crop | crop | scale_width | scale_width_and_crop | none
         "LOAD_SIZE": 286,        # resize target (the width for scale_width)
         "CROP_SIZE": 256,        # random crop when training; evaluation resizes (or centre-crops) to it
+        "ROTATION": 0.0,         # training: rotate by a random angle in [0, ROTATION] degrees after the crop,
+                                 # corners black (Fast-AgingGAN's augment_rotation, 80); 0 = none
         "INPUT_NC": 3,           # channels of the input: 1 grey, 3 RGB, 4 RGBA (.npy pairs: any)
         "OUTPUT_NC": 3,
     },
@@ -238,6 +240,7 @@ DEFAULTS: dict[str, Any] = {
         "NGF": 32,               # ngf
         "NDF": 32,               # ndf
         "N_BLOCKS": 9,           # n_blocks: residual blocks of each generator
+        "NETS": "fast_aginggan", # aging_cycle: fast_aginggan (its models.py: batch norm, averaged PatchGAN) | cyclegan
         "ADV_WEIGHT": 2.0,       # adv_weight
         "CYCLE_WEIGHT": 10.0,    # cycle_weight
         "IDENTITY_WEIGHT": 7.0,  # identity_weight
@@ -533,6 +536,7 @@ _CHOICES = {
     "GAN.INIT": ("authors", "pytorch"),
     "GAN.D_CONDITION": ("mu", "embedding"),
     "AGING.SAMPLE_DIRECTION": ("AtoB", "BtoA"),
+    "AGING.NETS": ("fast_aginggan", "cyclegan"),
     "GAN.LOSS": ("vanilla", "lsgan", "hinge", "wgangp"),
     "DATA.DATASET_MODE": ("aligned", "unaligned"),
     "DATA.DIRECTION": ("AtoB", "BtoA"),
@@ -597,6 +601,8 @@ def validate(cfg: Config) -> None:
     if unknown:
         raise GanstackError(f"config: TRAIN.LOGGERS names {', '.join(map(repr, unknown))}; "
                             f"choose from {', '.join(LOGGERS)}")
+    if not 0 <= cfg.DATA.ROTATION <= 360:
+        raise GanstackError(f"config: DATA.ROTATION must lie in [0, 360] degrees (0 turns it off), got {cfg.DATA.ROTATION}")
     _validate_sr(cfg.SR)
     _validate_ages(cfg.AGING)
     _validate_layouts(cfg)

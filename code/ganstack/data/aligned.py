@@ -48,6 +48,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+import torchvision.transforms.functional as TF
 from PIL import Image
 
 from ..errors import GanstackError
@@ -160,12 +161,14 @@ def to_chw(arr: np.ndarray) -> torch.Tensor:
 @dataclass(frozen=True)
 class Preprocess:
     """DATA.PREPROCESS on float tensors (C, H, W) in [0, 1]; `draw` picks the parameters once,
-    so both images of a pair get the same ones."""
+    so both images of a pair get the same ones. `rotation` (DATA.ROTATION) > 0 adds a random
+    rotation when augmenting."""
     mode: str
     load_size: int
     crop_size: int
     augment: bool
     flip: bool
+    rotation: float = 0.0
 
     def resized(self, h: int, w: int) -> tuple[int, int]:
         if self.mode == "resize_and_crop":
@@ -175,8 +178,9 @@ class Preprocess:
             return max(int(self.load_size * h / w), self.crop_size), self.load_size  # int(): the original's rounding
         return h, w
 
-    def draw(self, h: int, w: int, rng: np.random.Generator) -> tuple[tuple[int, int], tuple[int, int] | None, bool]:
-        """(size after resizing, top-left corner of the crop or None, flip)."""
+    def draw(self, h: int, w: int, rng: np.random.Generator
+             ) -> tuple[tuple[int, int], tuple[int, int] | None, bool, float]:
+        """(size after resizing, top-left corner of the crop or None, flip, rotation in degrees)."""
         size = self.resized(h, w)
         corner = None
         if self.mode.endswith("crop"):
@@ -185,10 +189,13 @@ class Preprocess:
                 raise GanstackError(f"image of {size[0]}x{size[1]} (after {self.mode}) is smaller than DATA.CROP_SIZE="
                                     f"{self.crop_size}; lower CROP_SIZE or use PREPROCESS resize_and_crop")
             corner = tuple(int(rng.integers(s + 1)) if self.augment else s // 2 for s in spare)
-        return size, corner, bool(self.augment and self.flip and rng.random() < 0.5)
+        flip = bool(self.augment and self.flip and rng.random() < 0.5)
+        # drawn only when on: the other settings keep their random streams
+        angle = float(rng.uniform(0, self.rotation)) if self.augment and self.rotation > 0 else 0.0
+        return size, corner, flip, angle
 
     def apply(self, x: torch.Tensor, plan) -> torch.Tensor:
-        size, corner, flip = plan
+        size, corner, flip, angle = plan
         if tuple(x.shape[-2:]) != size:
             x = F.interpolate(x[None], size=size, mode="bicubic", antialias=True, align_corners=False)[0]
             x = x.clamp_(0, 1)  # bicubic overshoots
@@ -197,6 +204,8 @@ class Preprocess:
             x = x[:, top:top + self.crop_size, left:left + self.crop_size]
         if flip:
             x = x.flip(-1)
+        if angle:  # counter-clockwise, nearest pixel, black corners: torchvision's RandomRotation defaults
+            x = TF.rotate(x, angle)
         return x.mul(2).sub_(1).contiguous()
 
 
@@ -222,7 +231,8 @@ class AlignedDataset(torch.utils.data.Dataset):
 
     def __init__(self, root: str | Path, split: str, *, direction: str = "AtoB",
                  preprocess: str = "resize_and_crop", load_size: int = 286, crop_size: int = 256,
-                 augment: bool = True, flip: bool = True, input_nc: int = 3, output_nc: int = 3):
+                 augment: bool = True, flip: bool = True, input_nc: int = 3, output_nc: int = 3,
+                 rotation: float = 0.0):
         check_options(direction, preprocess, load_size, crop_size)
         self.folder = split_folder(root, split)
         self.files = list_images(self.folder, f"{Path(root)}/{split}/ holding A|B pairs side by side "
@@ -231,7 +241,7 @@ class AlignedDataset(torch.utils.data.Dataset):
         self.a_to_b = direction == "AtoB"
         # channels of the file's left (A) and right (B) halves
         self.left_nc, self.right_nc = (input_nc, output_nc) if self.a_to_b else (output_nc, input_nc)
-        self.pre = Preprocess(preprocess, load_size, crop_size, augment, flip)
+        self.pre = Preprocess(preprocess, load_size, crop_size, augment, flip, rotation)
 
     def __len__(self) -> int:
         return len(self.files)
@@ -264,7 +274,7 @@ class UnalignedDataset(torch.utils.data.Dataset):
     def __init__(self, root: str | Path, split: str, *, direction: str = "AtoB",
                  preprocess: str = "resize_and_crop", load_size: int = 286, crop_size: int = 256,
                  augment: bool = True, flip: bool = True, input_nc: int = 3, output_nc: int = 3,
-                 files: tuple[list[Path], list[Path]] | None = None):
+                 files: tuple[list[Path], list[Path]] | None = None, rotation: float = 0.0):
         check_options(direction, preprocess, load_size, crop_size)
         sides = ("A", "B") if direction == "AtoB" else ("B", "A")
         if files is None:
@@ -276,7 +286,7 @@ class UnalignedDataset(torch.utils.data.Dataset):
         check_channels(self.files_b, output_nc)
         self.input_nc, self.output_nc = input_nc, output_nc
         self.augment = augment
-        self.pre = Preprocess(preprocess, load_size, crop_size, augment, flip)
+        self.pre = Preprocess(preprocess, load_size, crop_size, augment, flip, rotation)
 
     def __len__(self) -> int:
         return max(len(self.files_a), len(self.files_b))
@@ -310,7 +320,7 @@ def image_dataset(cfg, split: str, train: bool) -> AlignedDataset | UnalignedDat
     cls = AlignedDataset if data.DATASET_MODE == "aligned" else UnalignedDataset
     return cls(root, split, direction=data.DIRECTION, preprocess=data.PREPROCESS, load_size=data.LOAD_SIZE,
                crop_size=data.CROP_SIZE, augment=train, flip=cfg.TRAIN.FLIP, input_nc=data.INPUT_NC,
-               output_nc=data.OUTPUT_NC)
+               output_nc=data.OUTPUT_NC, rotation=data.ROTATION)
 
 
 def load_inputs(paths: list[str], cfg) -> tuple[list[str], list[torch.Tensor]]:

@@ -109,7 +109,8 @@ def domain_dataset(cfg, split: str, train: bool) -> UnalignedDataset:
     folders when DATA_DIR has them, else the ages of AGING.DOMAIN_A and DOMAIN_B from the names."""
     root, data, ages = Path(cfg.DATA_DIR), cfg.DATA, cfg.AGING
     common = dict(direction=data.DIRECTION, preprocess=data.PREPROCESS, load_size=data.LOAD_SIZE,
-                  crop_size=data.CROP_SIZE, augment=train, flip=cfg.TRAIN.FLIP, input_nc=3, output_nc=3)
+                  crop_size=data.CROP_SIZE, augment=train, flip=cfg.TRAIN.FLIP, input_nc=3, output_nc=3,
+                  rotation=data.ROTATION)
     if (root / f"{split}A").is_dir() or (root / "trainA").is_dir():
         return UnalignedDataset(root, split, **common)
     faces = read_faces(root, split)
@@ -131,7 +132,7 @@ class AgeGroupDataset(torch.utils.data.Dataset):
     condition). Item i takes source i; the draws come from the sample's seed, so resume is exact."""
 
     def __init__(self, root, split: str, groups, *, preprocess: str, load_size: int, crop_size: int,
-                 augment: bool, flip: bool):
+                 augment: bool, flip: bool, rotation: float = 0.0):
         faces = read_faces(root, split)
         self.groups = [list(g) for g in groups]
         self.sources = [f for f in faces if age_group(f.age, self.groups) is not None]
@@ -144,7 +145,7 @@ class AgeGroupDataset(torch.utils.data.Dataset):
                                 f"{min(f.age for f in faces)}-{max(f.age for f in faces)})" if empty else
                                 "AGING.AGE_GROUPS: give at least two groups")
         self.augment = augment
-        self.pre = Preprocess(preprocess, load_size, crop_size, augment, flip)
+        self.pre = Preprocess(preprocess, load_size, crop_size, augment, flip, rotation)
 
     def __len__(self) -> int:
         return len(self.sources)
@@ -179,4 +180,5 @@ class AgeGroupDataset(torch.utils.data.Dataset):
 def group_dataset(cfg, split: str, train: bool) -> AgeGroupDataset:
     data = cfg.DATA
     return AgeGroupDataset(cfg.DATA_DIR, split, cfg.AGING.AGE_GROUPS, preprocess=data.PREPROCESS,
-                           load_size=data.LOAD_SIZE, crop_size=data.CROP_SIZE, augment=train, flip=cfg.TRAIN.FLIP)
+                           load_size=data.LOAD_SIZE, crop_size=data.CROP_SIZE, augment=train, flip=cfg.TRAIN.FLIP,
+                           rotation=data.ROTATION)

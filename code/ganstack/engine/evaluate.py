@@ -36,21 +36,22 @@ def load_variant(cfg: Config, ckpt: str | Path | None, device: str = "auto"):
         raise GanstackError(f"{path}: not a ganstack checkpoint or generator state dict")
     state = from_authors_checkpoint(state)
     generator_only = "nets" not in state  # a bare generator file (AttnGAN-style NET_G)
-    if generator_only:
-        if not all(torch.is_tensor(v) for v in state.values()):
-            raise GanstackError(f"{path}: not a ganstack checkpoint or generator state dict")
-        state = {"nets": {"G": state}, "step": None}
+    if generator_only and not all(torch.is_tensor(v) for v in state.values()):
+        raise GanstackError(f"{path}: not a ganstack checkpoint or generator state dict")
     env = setup(device)
     seed_everything(cfg.SEED)
     variant = get_variant(cfg.VARIANT)(cfg, env.device)
     variant.build(variant.dataset("train", train=False) if variant.builds_from_data else None)
+    if generator_only:  # it is the generator that samples (aging_cycle: AGING.SAMPLE_DIRECTION's)
+        state = {"nets": {variant.generator_name(): state}, "step": None}
     for name, net in variant.nets.items():
         weights = net_weights(state, name)
         if weights is not None and hasattr(variant, "adapt_authors_weights"):
             weights = variant.adapt_authors_weights(name, weights)
         if weights is None:
-            if generator_only and name != "G":
-                continue  # sampling needs no discriminator
+            if generator_only:
+                variant.unloaded[name] = str(path)  # sampling needs no discriminator; another generator errs
+                continue
             raise GanstackError(f"{path}: has no network {name}; is it a checkpoint of VARIANT={cfg.VARIANT}?")
         try:
             net.load_state_dict(weights)

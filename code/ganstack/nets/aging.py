@@ -1,4 +1,5 @@
-"""IPCGAN's conditional PatchGAN: the age-group maps join the image features after the first layer."""
+"""Face-aging discriminators: Fast-AgingGAN's PatchGAN, whose patch logits are averaged to one per
+image, and IPCGAN's conditional PatchGAN, where the age-group maps join after the first layer."""
 from __future__ import annotations
 
 import torch
@@ -11,6 +12,28 @@ def group_maps(groups: torch.Tensor, count: int, height: int, width: int) -> tor
     """One-hot age groups (B,) -> (B, count, H, W) constant maps, as IPCGAN feeds its conditions."""
     onehot = torch.nn.functional.one_hot(groups.long(), count).float()
     return onehot[:, :, None, None].expand(-1, -1, height, width)
+
+
+class AveragedPatchDiscriminator(nn.Module):
+    """Fast-AgingGAN's discriminator (models.py): 4x4 convs ndf (stride 2, no norm), 2ndf (stride 2,
+    batch norm), 4ndf (stride 2, instance norm), 8ndf (stride 1, instance norm), LeakyReLU 0.2, a
+    1-channel map of patch logits, averaged over the map: one LSGAN output per image. Its layer
+    names are the original's, so its weights load by name."""
+
+    def __init__(self, ndf: int = 32):
+        super().__init__()
+        self.model = nn.Sequential(
+            nn.Conv2d(3, ndf, 4, 2, 1), nn.LeakyReLU(0.2, True),
+            nn.Conv2d(ndf, ndf * 2, 4, 2, 1), nn.BatchNorm2d(ndf * 2), nn.LeakyReLU(0.2, True),
+            nn.Conv2d(ndf * 2, ndf * 4, 4, 2, 1), nn.InstanceNorm2d(ndf * 4), nn.LeakyReLU(0.2, True),
+            nn.Conv2d(ndf * 4, ndf * 8, 4, 1, 1), nn.InstanceNorm2d(ndf * 8), nn.LeakyReLU(0.2, True),
+            nn.Conv2d(ndf * 8, 1, 4, 1, 1))
+
+    def min_size(self) -> int:
+        return 32  # the two stride-1 4x4 convs need a 4x4 map after three halvings
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model(images).mean((2, 3))
 
 
 class ConditionalPatchDiscriminator(nn.Module):

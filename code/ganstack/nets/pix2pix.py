@@ -118,9 +118,9 @@ class UnetGenerator(nn.Module):
 class ResnetBlock(nn.Module):
     """x + (reflect pad, 3x3 conv, norm, ReLU, [dropout], reflect pad, 3x3 conv, norm)(x)."""
 
-    def __init__(self, dim: int, norm: str, dropout: float):
+    def __init__(self, dim: int, norm: str, dropout: float, bias: bool | None = None):
         super().__init__()
-        make_norm, bias = norm_layer(norm), conv_bias(norm)
+        make_norm, bias = norm_layer(norm), conv_bias(norm) if bias is None else bias
         layers = [nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, bias=bias), make_norm(dim), nn.ReLU(True)]
         if dropout > 0:
             layers.append(nn.Dropout(dropout))
@@ -132,20 +132,22 @@ class ResnetBlock(nn.Module):
 
 
 class ResnetGenerator(nn.Module):
-    """CycleGAN/pix2pix's resnet_6blocks / resnet_9blocks (z, if any, enters tiled at the input)."""
+    """CycleGAN/pix2pix's resnet_6blocks / resnet_9blocks (z, if any, enters tiled at the input).
+    `bias` None: conv biases only where the norm has no shift (CycleGAN's); True: every conv has one
+    (Fast-AgingGAN's models.py, whose released weights then load by name)."""
 
     def __init__(self, input_nc: int, output_nc: int, blocks: int = 9, ngf: int = 64, norm: str = "batch",
-                 dropout: float = 0.0, noise_dim: int = 0):
+                 dropout: float = 0.0, noise_dim: int = 0, bias: bool | None = None):
         super().__init__()
         self.noise_dim = noise_dim
-        make_norm, bias = norm_layer(norm), conv_bias(norm)
+        make_norm, bias = norm_layer(norm), conv_bias(norm) if bias is None else bias
         layers = [nn.ReflectionPad2d(3), nn.Conv2d(input_nc + noise_dim, ngf, 7, bias=bias), make_norm(ngf),
                   nn.ReLU(True)]
         for i in range(2):
             mult = 2 ** i
             layers += [nn.Conv2d(ngf * mult, ngf * mult * 2, 3, 2, 1, bias=bias), make_norm(ngf * mult * 2),
                        nn.ReLU(True)]
-        layers += [ResnetBlock(ngf * 4, norm, dropout) for _ in range(blocks)]
+        layers += [ResnetBlock(ngf * 4, norm, dropout, bias) for _ in range(blocks)]
         for i in range(2):
             mult = 2 ** (2 - i)
             layers += [nn.ConvTranspose2d(ngf * mult, ngf * mult // 2, 3, 2, 1, output_padding=1, bias=bias),

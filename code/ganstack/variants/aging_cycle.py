@@ -3,8 +3,12 @@ old domain B, with small generators for speed.
 
 Two ResNet generators G_AB (young -> old) and G_BA (old -> young): reflect padding, 7x7 head, two
 stride-2 downsamplings, AGING.N_BLOCKS residual blocks, two transposed-conv upsamplings, tanh,
-AGING.NGF 32 channels, instance norm. Two 70x70 PatchGAN discriminators D_A, D_B with instance norm
-(AGING.NDF 32). One training step:
+AGING.NGF 32 channels. Two PatchGAN discriminators D_A, D_B (AGING.NDF 32). AGING.NETS picks their
+make: `fast_aginggan` (default) as the original's models.py: batch norm and biased convs in the
+generators, PyTorch's default initialisation, discriminators with batch norm on the second layer
+and instance norm on the third and fourth whose patch logits are averaged to one per image (its
+released generator loads by name); `cyclegan` as CycleGAN: instance norm throughout, N(0, 0.02)
+weights, one LSGAN target per 70x70 patch. One training step:
 
   1. b_hat = G_AB(a), a_hat = G_BA(b)
   2. D_B learns b -> real, b_hat -> fake; D_A learns a -> real, a_hat -> fake; least squares
@@ -35,6 +39,7 @@ from ..engine.optim import Updater
 from ..errors import GanstackError
 from ..io import atomic_path
 from ..losses import discriminator_term, generator_term
+from ..nets.aging import AveragedPatchDiscriminator
 from ..nets.init import init_weights
 from ..nets.pix2pix import NLayerDiscriminator, ResnetGenerator
 from .base import Variant, adam, frozen, unwrap
@@ -59,6 +64,12 @@ def warn_grey(names: list[str], images: list[torch.Tensor]) -> None:
                           "colour casts", stacklevel=3)
 
 
+def logits(critic, faces: torch.Tensor) -> torch.Tensor:
+    """A discriminator's LSGAN outputs: CycleGAN's PatchGAN returns every stage (logits last)."""
+    out = critic(faces)
+    return out[-1] if isinstance(out, list) else out
+
+
 class AgingCycle(Variant):
     name = "aging_cycle"
     collate = staticmethod(attngan.collate)
@@ -76,14 +87,18 @@ class AgingCycle(Variant):
     def build(self, dataset) -> None:
         cfg, a = self.cfg, self.cfg.AGING
         size = cfg.DATA.CROP_SIZE
+        original = a.NETS == "fast_aginggan"
         for name in ("G_AB", "G_BA"):
-            self.nets[name] = init_weights(ResnetGenerator(3, 3, a.N_BLOCKS, a.NGF, "instance"), "normal", 0.02)
+            if original:
+                self.nets[name] = ResnetGenerator(3, 3, a.N_BLOCKS, a.NGF, "batch", bias=True)
+            else:
+                self.nets[name] = init_weights(ResnetGenerator(3, 3, a.N_BLOCKS, a.NGF, "instance"), "normal", 0.02)
         for name in ("D_A", "D_B"):
-            D = NLayerDiscriminator(3, a.NDF, 3, "instance")
+            D = AveragedPatchDiscriminator(a.NDF) if original else NLayerDiscriminator(3, a.NDF, 3, "instance")
             if cfg.DATA.PREPROCESS != "none" and size < D.min_size():
                 raise GanstackError(f"DATA.CROP_SIZE={size}: the PatchGAN discriminators need at least "
                                     f"{D.min_size()} px faces")
-            self.nets[name] = init_weights(D, "normal", 0.02)
+            self.nets[name] = D if original else init_weights(D, "normal", 0.02)
         generators = [p for name in ("G_AB", "G_BA") for p in self.nets[name].parameters()]
         critics = [p for name in ("D_A", "D_B") for p in self.nets[name].parameters()]
         self.optimizers["D"] = adam(cfg, critics, cfg.TRAIN.DISCRIMINATOR_LR, a.WEIGHT_DECAY)
@@ -99,16 +114,17 @@ class AgingCycle(Variant):
         with opt.autocast():
             b_hat, a_hat = G_AB(a), G_BA(b)
             d_terms = {
-                "loss/D_A": 0.5 * (discriminator_term("lsgan", D_A(a)[-1], True)
-                                   + discriminator_term("lsgan", D_A(a_hat.detach())[-1], False)),
-                "loss/D_B": 0.5 * (discriminator_term("lsgan", D_B(b)[-1], True)
-                                   + discriminator_term("lsgan", D_B(b_hat.detach())[-1], False))}
+                "loss/D_A": 0.5 * (discriminator_term("lsgan", logits(D_A, a), True)
+                                   + discriminator_term("lsgan", logits(D_A, a_hat.detach()), False)),
+                "loss/D_B": 0.5 * (discriminator_term("lsgan", logits(D_B, b), True)
+                                   + discriminator_term("lsgan", logits(D_B, b_hat.detach()), False))}
         opt.update("D", sum(d_terms.values()), d_terms)
 
         # 3. Both generators: fool the other domain's D, come back by the cycle, leave own-domain faces be.
         critics = [unwrap(D_A), unwrap(D_B)]  # bare: keep DDP's hooks out of a frozen D
         with frozen(*critics), opt.autocast():
-            adversarial = generator_term("lsgan", critics[1](b_hat)[-1]) + generator_term("lsgan", critics[0](a_hat)[-1])
+            adversarial = (generator_term("lsgan", logits(critics[1], b_hat))
+                           + generator_term("lsgan", logits(critics[0], a_hat)))
             cycle = F.l1_loss(G_BA(b_hat).float(), a.float()) + F.l1_loss(G_AB(a_hat).float(), b.float())
             identity = F.l1_loss(G_AB(b).float(), b.float()) + F.l1_loss(G_BA(a).float(), a.float())
             g_terms = {"loss/G_adversarial": w.ADV_WEIGHT * adversarial, "loss/G_cycle": w.CYCLE_WEIGHT * cycle,

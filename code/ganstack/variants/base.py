@@ -85,6 +85,7 @@ class Variant:
         self.nets: dict[str, nn.Module] = {}
         self.optimizers: dict[str, OptimizerSpec] = {}
         self.ema: dict[str, nn.Module] = {}   # set by the trainer when ema_nets is not empty
+        self.unloaded: dict[str, str] = {}    # net -> the weight file that lacked it (a bare generator file)
         self.augment_policy = parse_policy(cfg.GAN.DIFF_AUGMENT)
         if self.augment_policy and not self.takes_diff_augment:
             raise GanstackError(f"GAN.DIFF_AUGMENT={cfg.GAN.DIFF_AUGMENT!r}: the {self.name} variant does not "
@@ -158,9 +159,16 @@ class Variant:
     def sample(self, conditions, noise: torch.Tensor) -> torch.Tensor:
         raise GanstackError(f"VARIANT={self.name} is not a generator; nothing to sample")
 
+    def generator_name(self) -> str:
+        """The net that samples; a bare generator state dict (TRAIN.NET_G, --ckpt) loads into it."""
+        return "G"
+
     @contextlib.contextmanager
     def sampling_net(self, name: str = "G"):
         """The net that samples: its EMA copy when kept (else the bare net), in eval mode inside."""
+        if name in self.unloaded:
+            raise GanstackError(f"{self.unloaded[name]}: a bare generator file, loaded as {self.generator_name()}; "
+                                f"it holds no {name}; pass a ganstack checkpoint, or that generator's own file")
         net = self.ema[name] if name in self.ema else unwrap(self.nets[name])
         was_training = net.training
         net.eval()
