@@ -250,7 +250,7 @@ DEFAULTS: dict[str, Any] = {
         # FEATURE_WEIGHT is ours (their 0.5e-4 scales AlexNet conv5 activations, which cannot be loaded here)
         "GAN_WEIGHT": 75.0,
         "AGE_WEIGHT": 30.0,
-        "FEATURE_WEIGHT": 60.0,  # of 20 / 60 / 200 on the faces set: 20 ignores identity, 200 copies the input
+        "FEATURE_WEIGHT": 60.0,  # faces-set sweep 20-200 (README): 20 ignores identity, 200 copies the input
         "SAMPLE_GROUP": -1,      # the AGE_GROUPS index `ganstack sample`, serve and eval age faces to; -1 = oldest
     },
     "MLFLOW": {                  # TRAIN.LOGGERS: [tensorboard, mlflow]
