@@ -138,6 +138,12 @@ def test_aging_cycle_trains_on_a_utkface_folder_exports_both_generators_and_samp
                      f"AGING.SAMPLE_DIRECTION={direction}", "--out", str(tmp_path / direction)]) == 0
         outs[direction] = np.asarray(Image.open(tmp_path / direction / "000_out_00.png"))
     assert outs["AtoB"].shape == (32, 32, 3) and not np.array_equal(outs["AtoB"], outs["BtoA"])
+    # --precision bf16 (with NHWC nets): the same faces to within bf16's rounding, not bit for bit
+    assert main(["sample", str(cfg), "--device", "cpu", "--input", str(face), "--n", "1", "--precision", "bf16",
+                 "--set", "TRAIN.CHANNELS_LAST=true", "--out", str(tmp_path / "bf16")]) == 0
+    bf16 = np.asarray(Image.open(tmp_path / "bf16" / "000_out_00.png")).astype(int)
+    difference = np.abs(bf16 - outs["AtoB"].astype(int))
+    assert 0 < difference.max() and difference.mean() < 4
     assert main(["sample", str(cfg), "--device", "cpu", "--input", str(face), "--ages", "25,70",
                  "--out", str(tmp_path / "strip")]) == 0
     assert sorted(p.name for p in (tmp_path / "strip").glob("*.png")) == [

@@ -18,13 +18,17 @@ from ..io import write_text_atomic
 from ..variants import get_variant
 from .checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint, net_weights
 from .distributed import setup
+from .optim import AUTOCAST_DTYPES
 from .trainer import run_dir_of, seed_everything
 
 
-def load_variant(cfg: Config, ckpt: str | Path | None, device: str = "auto"):
+def load_variant(cfg: Config, ckpt: str | Path | None, device: str = "auto", precision: str = "fp32"):
     """The variant of `cfg` with the weights of `ckpt`, else TRAIN.NET_G, else the run's latest
     checkpoint; EMA nets when kept. TRAIN.NET_G may also be a bare generator state dict (not for
-    variants whose TRAIN.NET_G is the generator's starting point, as SRGAN's)."""
+    variants whose TRAIN.NET_G is the generator's starting point, as SRGAN's). `precision` bf16 /
+    fp16 samples under autocast; TRAIN.CHANNELS_LAST keeps the nets NHWC, as in training."""
+    if precision not in AUTOCAST_DTYPES:
+        raise GanstackError(f"--precision {precision}: choose fp32, bf16 or fp16")
     uses_net_g = not get_variant(cfg.VARIANT).net_g_initialises  # SRGAN: NET_G is where training starts
     chosen = ckpt or (cfg.TRAIN.NET_G if uses_net_g else "")
     path = Path(chosen) if chosen else latest_checkpoint(run_dir_of(cfg) / "checkpoints")
@@ -59,6 +63,9 @@ def load_variant(cfg: Config, ckpt: str | Path | None, device: str = "auto"):
             raise GanstackError(f"{path}: network {name} does not match the config "
                                 f"({str(e).strip().splitlines()[0]})") from None
         net.to(env.device).eval()
+        if cfg.TRAIN.CHANNELS_LAST:
+            net.to(memory_format=torch.channels_last)
+    variant.sampling_dtype = AUTOCAST_DTYPES[precision]
     return variant, path, state
 
 

@@ -25,7 +25,7 @@ class OptimizerSpec:
     clip_norm: float = 0.0                            # 0 = no clipping
 
 
-_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}  # precision -> autocast dtype
 
 
 class Updater:
@@ -34,7 +34,7 @@ class Updater:
         self.specs = specs
         self.agree = agree  # any-rank reduction, so every rank stops on a NaN together
         self.device = device
-        self.dtype = _DTYPES[precision]
+        self.dtype = AUTOCAST_DTYPES[precision]
         self.step = 0
         use_scaler = precision == "fp16"
         self.scalers = {name: torch.amp.GradScaler(device.type, enabled=use_scaler) for name in specs}

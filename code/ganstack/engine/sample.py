@@ -108,7 +108,8 @@ def sample_gallery(cfg: Config, *, ckpt: str | None = None, captions: list[str] 
                    truncation: float = 0.0, interpolate: list[str] | None = None, steps: int = 8,
                    out: str | None = None, device: str = "auto", attention: bool = False,
                    inputs: list[str] | None = None, upscale: str | None = None,
-                   layouts: list[str] | None = None, ages: list[int] | None = None) -> Path:
+                   layouts: list[str] | None = None, ages: list[int] | None = None,
+                   precision: str = "fp32") -> Path:
     if per_caption < 1 or steps < 2:
         raise GanstackError("--n must be >= 1 and --steps >= 2")
     if truncation < 0:
@@ -116,7 +117,7 @@ def sample_gallery(cfg: Config, *, ckpt: str | None = None, captions: list[str] 
     if not captions and not from_split and not interpolate and not inputs and not layouts:
         raise GanstackError("nothing to sample: give --caption TEXT, --captions FILE, --from-split SPLIT, "
                             "--interpolate A B, --layout FILE (OP-GAN) or (image-to-image variants) --input IMAGE")
-    variant, path, state = load_variant(cfg, ckpt, device)
+    variant, path, state = load_variant(cfg, ckpt, device, precision)
     if ages and not hasattr(variant, "age_strip"):
         raise GanstackError(f"--ages: VARIANT={cfg.VARIANT} does not age faces (aging_cycle, aging_conditional do)")
     if getattr(variant, "condition_kind", "text") == "image":

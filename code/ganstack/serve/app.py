@@ -107,9 +107,10 @@ def one_line(text: str) -> str:
     return " ".join(str(text).split())[:500]
 
 
-def create_app(runs_dir: str | Path, *, device: str = "cpu", limits: Limits | None = None) -> FastAPI:
+def create_app(runs_dir: str | Path, *, device: str = "cpu", limits: Limits | None = None,
+               precision: str = "fp32") -> FastAPI:
     root, limits = Path(runs_dir), limits or Limits()
-    cache = models.ModelCache(limits.cached_models, device)
+    cache = models.ModelCache(limits.cached_models, device, precision)
     slots = threading.BoundedSemaphore(limits.concurrent)
     kept: OrderedDict[str, bytes] = OrderedDict()
     kept_lock = threading.Lock()

@@ -24,8 +24,8 @@ class ModelCache:
     """At most `size` loaded (run, checkpoint) generators; the least recently used one leaves first.
     Loading is serialised (one lock) so two requests never load the same weights twice."""
 
-    def __init__(self, size: int, device: str):
-        self.size, self.device = size, device
+    def __init__(self, size: int, device: str, precision: str = "fp32"):
+        self.size, self.device, self.precision = size, device, precision
         self._models: OrderedDict[tuple[str, str, float], tuple] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -35,7 +35,7 @@ class ModelCache:
             if key in self._models:
                 self._models.move_to_end(key)
                 return self._models[key]
-            variant, path, state = load_variant(run.config(), str(checkpoint), self.device)
+            variant, path, state = load_variant(run.config(), str(checkpoint), self.device, self.precision)
             self._models[key] = (variant, state.get("step"))
             while len(self._models) > self.size:
                 self._models.popitem(last=False)

@@ -86,6 +86,7 @@ class Variant:
         self.optimizers: dict[str, OptimizerSpec] = {}
         self.ema: dict[str, nn.Module] = {}   # set by the trainer when ema_nets is not empty
         self.unloaded: dict[str, str] = {}    # net -> the weight file that lacked it (a bare generator file)
+        self.sampling_dtype: torch.dtype | None = None  # autocast of sampling nets (sample --precision); None: fp32
         self.augment_policy = parse_policy(cfg.GAN.DIFF_AUGMENT)
         if self.augment_policy and not self.takes_diff_augment:
             raise GanstackError(f"GAN.DIFF_AUGMENT={cfg.GAN.DIFF_AUGMENT!r}: the {self.name} variant does not "
@@ -165,15 +166,18 @@ class Variant:
 
     @contextlib.contextmanager
     def sampling_net(self, name: str = "G"):
-        """The net that samples: its EMA copy when kept (else the bare net), in eval mode inside."""
+        """The net that samples: its EMA copy when kept (else the bare net), in eval mode inside, under
+        autocast to `sampling_dtype` when one is set."""
         if name in self.unloaded:
             raise GanstackError(f"{self.unloaded[name]}: a bare generator file, loaded as {self.generator_name()}; "
                                 f"it holds no {name}; pass a ganstack checkpoint, or that generator's own file")
         net = self.ema[name] if name in self.ema else unwrap(self.nets[name])
         was_training = net.training
         net.eval()
+        dtype = self.sampling_dtype
         try:
-            yield net
+            with torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
+                yield net
         finally:
             net.train(was_training)
 
