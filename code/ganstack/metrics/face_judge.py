@@ -36,7 +36,7 @@ from ..data.faces import Face, in_range, read_faces
 from ..errors import GanstackError
 from ..io import atomic_path
 from .distribution import frechet_distance, statistics
-from .shapes_judge import _block, _deterministic
+from .shapes_judge import _block, fit_small_net
 
 JUDGE_VERSION = 2
 SIZE = 64
@@ -83,31 +83,17 @@ def read_images(faces: list[Face]) -> torch.Tensor:
 
 def _fit(make_net, images: torch.Tensor, loss_of, *, seed: int, epochs: int, batch_size: int = 64,
          lr: float = 2e-3, device: str = "cpu") -> nn.Module:
-    """A small net built and trained deterministically (its initial weights too): AdamW, a linear
-    warm-up then cosine to 0, random horizontal flips; loss_of(net, faces, indices) -> loss."""
+    """A small net trained by the judges' loop (shapes_judge.fit_small_net) on faces with random
+    horizontal flips; loss_of(net, faces, indices) -> loss."""
     device = torch.device(device)
     n = len(images)
-    steps = epochs * math.ceil(n / batch_size)
-    with _deterministic(device, seed), torch.enable_grad():
-        net = make_net().to(device)
-        opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
-        warmup = max(1, steps // 20)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min((s + 1) / warmup, 0.5 * (
-            1 + math.cos(math.pi * min(s, steps) / steps))))
-        net.train()
-        step = 0
-        while step < steps:
-            for idx in torch.randperm(n).split(batch_size):
-                if step == steps:
-                    break
-                x = images[idx].to(device)
-                flip = torch.rand(len(x), device=device) < 0.5
-                loss = loss_of(net, torch.where(flip[:, None, None, None], x.flip(3), x), idx)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-                step += 1
+
+    def batch_loss(net, idx):
+        x = images[idx].to(device)
+        flip = torch.rand(len(x), device=device) < 0.5
+        return loss_of(net, torch.where(flip[:, None, None, None], x.flip(3), x), idx)
+    net = fit_small_net(make_net, n, batch_loss, seed=seed, steps=epochs * math.ceil(n / batch_size),
+                        batch_size=batch_size, lr=lr, device=device)
     return net.eval().requires_grad_(False)
 
 

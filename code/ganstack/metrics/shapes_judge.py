@@ -147,6 +147,33 @@ def _deterministic(device: torch.device, seed: int):
             torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved
 
 
+def fit_small_net(make_net, count: int, batch_loss, *, seed: int, steps: int, batch_size: int, lr: float,
+                  device: torch.device) -> nn.Module:
+    """The judges' training loop: the net built and trained deterministically (its initial weights
+    too) for `steps` minibatches of shuffled indices of `count` examples; AdamW (weight decay 1e-4),
+    a linear warm-up over the first 5 % then cosine to 0. batch_loss(net, indices) -> loss draws
+    its own augmentation. Returns the net in train mode; callers finish it."""
+    with _deterministic(device, seed), torch.enable_grad():  # callers may sit inside torch.no_grad()
+        net = make_net().to(device)
+        opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
+        warmup = max(1, steps // 20)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min((s + 1) / warmup, 0.5 * (
+            1 + math.cos(math.pi * min(s, steps) / steps))))
+        net.train()
+        step = 0
+        while step < steps:
+            for idx in torch.randperm(count).split(batch_size):
+                if step == steps:
+                    break
+                loss = batch_loss(net, idx)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                step += 1
+    return net
+
+
 def train_judge(images_u8: torch.Tensor, labels, *, seed: int = 0, epochs: int = DEFAULT_EPOCHS,
                 max_steps: int | None = None, batch_size: int = 32, lr: float = 2e-3,
                 device: str | torch.device = "cpu") -> ShapesJudge:
@@ -157,30 +184,16 @@ def train_judge(images_u8: torch.Tensor, labels, *, seed: int = 0, epochs: int =
     n = len(x_all)
     steps = epochs * math.ceil(n / batch_size)
     steps = min(steps, max_steps) if max_steps else steps
-    with _deterministic(device, seed), torch.enable_grad():  # callers may sit inside torch.no_grad()
-        judge = ShapesJudge().to(device)
-        opt = torch.optim.AdamW(judge.parameters(), lr=lr, weight_decay=1e-4)
-        warmup = max(1, steps // 20)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min((s + 1) / warmup, 0.5 * (
-            1 + math.cos(math.pi * min(s, steps) / steps))))
-        judge.train()
-        step = 0
-        while step < steps:
-            for idx in torch.randperm(n).split(batch_size):
-                if step == steps:
-                    break
-                x, y = x_all[idx].to(device), y_all[idx].to(device)
-                flip = torch.rand(len(x), device=device) < 0.5
-                x = torch.where(flip[:, None, None, None], x.flip(3), x)
-                dx, dy = (int(v) for v in torch.randint(-3, 4, (2,)))
-                x = F.pad(x, (3, 3, 3, 3), mode="replicate")[..., 3 + dy:3 + dy + JUDGE_SIZE,
-                                                            3 + dx:3 + dx + JUDGE_SIZE]
-                loss = F.binary_cross_entropy_with_logits(judge(x), y)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-                step += 1
+
+    def batch_loss(judge, idx):
+        x, y = x_all[idx].to(device), y_all[idx].to(device)
+        flip = torch.rand(len(x), device=device) < 0.5
+        x = torch.where(flip[:, None, None, None], x.flip(3), x)
+        dx, dy = (int(v) for v in torch.randint(-3, 4, (2,)))
+        x = F.pad(x, (3, 3, 3, 3), mode="replicate")[..., 3 + dy:3 + dy + JUDGE_SIZE, 3 + dx:3 + dx + JUDGE_SIZE]
+        return F.binary_cross_entropy_with_logits(judge(x), y)
+    judge = fit_small_net(ShapesJudge, n, batch_loss, seed=seed, steps=steps, batch_size=batch_size, lr=lr,
+                          device=device)
     judge.eval().requires_grad_(False)
     return judge
 
