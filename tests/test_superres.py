@@ -233,6 +233,26 @@ def test_srcnn_on_luma_with_the_papers_sgd(tmp_path, div2k):
     assert image.shape == (40, 44, 3) and image.std(axis=(0, 1)).min() > 1  # colour from bicubic chroma
 
 
+def test_global_residual_adds_the_networks_output_to_bicubic(tmp_path, div2k, capsys):
+    cfg = tiny_cfg(tmp_path, "srresnet", div2k)
+    assert train(cfg, *sets(SR__GLOBAL_RESIDUAL="bicubic")) == 0
+    weights = load_checkpoint(latest_checkpoint(tmp_path / "output/srresnet/checkpoints"))["nets"]["G"]
+    weights["tail.weight"].zero_()
+    weights["tail.bias"].zero_()  # the network adds nothing: what is left is the bicubic path
+    torch.save(weights, tmp_path / "silent.pth")
+    out = tmp_path / "report.json"
+    assert main(["eval", str(cfg), "--device", "cpu", "--ckpt", str(tmp_path / "silent.pth"), "--out", str(out),
+                 *sets(SR__GLOBAL_RESIDUAL="bicubic")]) == 0
+    report = json.loads(out.read_text())
+    assert report["psnr_y"] == pytest.approx(report["bicubic"]["psnr_y"], abs=1e-9)
+    assert main(["eval", str(cfg), "--device", "cpu", "--ckpt", str(tmp_path / "silent.pth"), "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["psnr_y"] < report["psnr_y"] - 10  # the paper's network alone: flat grey
+    capsys.readouterr()
+    srgan = tiny_cfg(tmp_path, "srgan", div2k, TRAIN=f"{{MAX_STEPS: 1, NET_G: {tmp_path / 'output/srresnet'}}}")
+    assert train(srgan) == 2  # no weight shape tells the two networks apart: the saved config does
+    one_line_error(capsys, "SR.GLOBAL_RESIDUAL=bicubic", "TRAIN.NET_G")
+
+
 def test_stop_and_resume_gives_the_same_srresnet(tmp_path, div2k):
     straight = tiny_cfg(tmp_path / "straight", "srresnet", div2k)
     assert train(straight, *sets(TRAIN__MAX_STEPS=6)) == 0
@@ -305,19 +325,25 @@ def test_sample_upscale_passes_text_to_image_outputs_through_a_sr_model(tmp_path
     one_line_error(capsys, "--upscale", "not a super-resolution model")
 
 
-def test_texture_judge_scores_outputs_and_bicubic_against_real_patches(tmp_path, monkeypatch):
+def test_texture_judge_and_inception_score_outputs_and_bicubic_against_real_patches(tmp_path, monkeypatch):
+    from ganstack.metrics.inception import write_random_weights
     monkeypatch.chdir(tmp_path)  # the judge is cached under ./models/judges
     data = write_div2k(tmp_path / "div2k", n_train=3, n_valid=2, size=(96, 96))
     cfg = tiny_cfg(tmp_path, "srresnet", data)
     assert train(cfg) == 0
+    inception = write_random_weights(tmp_path / "inception.pth")  # the pt_inception file format
     assert main(["eval", str(cfg), "--device", "cpu", "--out", str(tmp_path / "r.json"),
-                 *sets(SR__TEXTURE_JUDGE="true", SR__TEXTURE_JUDGE_STEPS=40)]) == 0
+                 *sets(SR__TEXTURE_JUDGE="true", SR__TEXTURE_JUDGE_STEPS=40, EVAL__INCEPTION_WEIGHTS=inception,
+                       SR__INCEPTION_PATCH=32)]) == 0
     report = json.loads((tmp_path / "r.json").read_text())
     judged, bicubic = report["texture_judge"], report["bicubic"]["texture_judge"]
     assert judged["patches"] == bicubic["patches"] == 2 * 2 * 2  # 88 px after the border crop: 2 x 2 per image
     assert judged["fid"] >= 0 and bicubic["kid"]["subset_size"] == 8
     assert 0 <= bicubic["real_share"] <= 1 and 0 <= judged["real_share_of_targets"] <= 1
-    assert report["protocol"]["not_run"].keys() == {"inception"}
+    for scores in report["inception"], report["bicubic"]["inception"]:
+        assert scores["patches"] == 8 and scores["patch_size"] == 32 and scores["fid"] > 0
+    assert report["inception"]["fid"] != report["bicubic"]["inception"]["fid"]
+    assert report["protocol"]["not_run"] == {} and "32 px patch" in report["protocol"]["inception"]
     assert len(list((tmp_path / "models/judges").glob("sr_texture_*.pt"))) == 1
 
 

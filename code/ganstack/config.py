@@ -197,10 +197,15 @@ DEFAULTS: dict[str, Any] = {
         "TEXTURE_JUDGE": True,   # eval also scores 32 px patches with the texture judge (metrics/sr_judge.py;
                                  # trained once on the HR training images, cached under models/judges/)
         "TEXTURE_JUDGE_STEPS": 1500,  # its training steps (batches of 64 patches)
+        "INCEPTION_PATCH": 64,   # with EVAL.INCEPTION_WEIGHTS: Inception FID/KID on every non-overlapping patch
+                                 # of this side (border-cropped), outputs and bicubic against the HR images
         "NUM_BLOCKS": 16,        # SRResNet residual blocks
         "WIDTH": 64,             # SRResNet channels
         "NORM": "batch",         # SRResNet's residual blocks: batch (the paper) | none (EDSR's finding: BN shifts
                                  # colours and costs PSNR; not the paper)
+        "GLOBAL_RESIDUAL": "none",  # SRResNet/SRGAN G: none (the paper) | bicubic (G's output is added to the
+                                 # bicubic upscaling of its input, VDSR's residual learning: the low
+                                 # frequencies come for free, so a short budget goes to the detail; not the paper)
         "D_WIDTH": 64,           # SRGAN D's first width (64 -> 512)
         "D_DENSE": 1024,         # SRGAN D's dense layer
         "SRCNN_WIDTHS": [64, 32],
@@ -548,6 +553,7 @@ _CHOICES = {
     "SR.SCALE": (2, 4, 8),
     "SR.CHANNELS": ("rgb", "y"),
     "SR.NORM": ("batch", "none"),
+    "SR.GLOBAL_RESIDUAL": ("none", "bicubic"),
     "SR.DOWNSAMPLE": ("matlab", "pil"),
     "SR.OPTIMIZER": ("adam", "sgd"),
     "SR.LOSS_WEIGHTS": ("paper", "paper_mse", "leftthomas", "tensorlayer", "custom"),
@@ -559,7 +565,7 @@ _POSITIVE = ("TRAIN.BATCH_SIZE", "TREE.BASE_SIZE", "TREE.BRANCH_NUM", "TEXT.WORD
              "GAN.HARD_MISMATCH_K", "DATA.LOAD_SIZE", "DATA.CROP_SIZE", "DATA.INPUT_NC", "DATA.OUTPUT_NC",
              "PIX2PIX.NGF", "PIX2PIX.NDF",
              "PIX2PIX.N_LAYERS_D", "PIX2PIX.NUM_D", "TRAIN.LR_STEP_EPOCHS", "TRAIN.DIST_TIMEOUT",
-             "SR.HR_CROP", "SR.CROPS_PER_IMAGE", "SR.NUM_BLOCKS", "SR.WIDTH", "SR.D_WIDTH", "SR.D_DENSE",
+             "SR.HR_CROP", "SR.CROPS_PER_IMAGE", "SR.NUM_BLOCKS", "SR.WIDTH", "SR.D_WIDTH", "SR.D_DENSE", "SR.INCEPTION_PATCH",
              "GAN.LOCAL_Z_DIM", "GAN.INIT_LABEL_DIM", "GAN.NEXT_LABEL_DIM", "TEXT.CLASSES_NUM",
              "EVAL.SOA_IMAGE_SIZE", "EVAL.SOA_IMAGES_PER_CAPTION")
 

@@ -143,12 +143,12 @@ def load_or_train_judge(train_set, cache_dir: str | Path = "models/judges", devi
 
 
 # ------------------------------------------------------------------ scoring
-def patches(image_u8: torch.Tensor, border: int) -> torch.Tensor:
-    """Every non-overlapping PATCH x PATCH patch of a (3, H, W) uint8 image after the border crop, in [-1, 1]."""
-    x = image_u8[:, border:image_u8.shape[1] - border, border:image_u8.shape[2] - border].float() / 127.5 - 1
-    rows, cols = x.shape[1] // PATCH, x.shape[2] // PATCH
-    x = x[:, :rows * PATCH, :cols * PATCH].reshape(3, rows, PATCH, cols, PATCH)
-    return x.permute(1, 3, 0, 2, 4).reshape(rows * cols, 3, PATCH, PATCH)
+def patches(image_u8: torch.Tensor, border: int, size: int = PATCH) -> torch.Tensor:
+    """Every non-overlapping size x size patch of a (3, H, W) uint8 image after the border crop, as uint8."""
+    x = image_u8[:, border:image_u8.shape[1] - border, border:image_u8.shape[2] - border]
+    rows, cols = x.shape[1] // size, x.shape[2] // size
+    x = x[:, :rows * size, :cols * size].reshape(3, rows, size, cols, size)
+    return x.permute(1, 3, 0, 2, 4).reshape(rows * cols, 3, size, size)
 
 
 @torch.no_grad()
@@ -163,29 +163,52 @@ def judge_patches(judge: TextureJudge, x: torch.Tensor, batch: int = 256) -> tup
     return torch.cat(feats), torch.cat(real)
 
 
-class TextureTally:
-    """The judge's view of a stream of images, one at a time (whole DIV2K images never pile up)."""
+class PatchTally:
+    """Features of every patch of a stream of images, one image at a time (whole DIV2K images never pile
+    up), and their FID/KID against a reference tally (the real HR images)."""
 
-    def __init__(self, judge: TextureJudge, border: int):
-        self.judge, self.border = judge, border
+    what = "patch"
+    size = PATCH
+
+    def __init__(self, border: int):
+        self.border = border
         self.features: list[torch.Tensor] = []
-        self.real: list[torch.Tensor] = []
 
     def add(self, image_u8: torch.Tensor) -> None:
-        f, r = judge_patches(self.judge, patches(image_u8, self.border))
-        self.features.append(f)
-        self.real.append(r)
+        self.features.append(self.featurise(patches(image_u8, self.border, self.size)))
 
-    def scores(self, reference: "TextureTally", kid_subsets: int = 100) -> dict:
-        """Patch FID/KID against `reference` (the real HR images) and the share of patches taken for real."""
+    def featurise(self, patches_u8: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def scores(self, reference: "PatchTally", kid_subsets: int = 100) -> dict:
         out_f, ref_f = torch.cat(self.features), torch.cat(reference.features)
         n = min(len(out_f), len(ref_f))
         return {
             "fid": dist.frechet_distance(dist.statistics(out_f), dist.statistics(ref_f), num_a=len(out_f),
-                                         num_b=len(ref_f), what="SR texture judge FID"),
+                                         num_b=len(ref_f), what=f"SR {self.what} FID"),
             "kid": dist.kernel_distance(out_f, ref_f, subsets=kid_subsets, subset_size=min(n, 1000),
-                                        what="SR texture judge KID"),
-            "real_share": float((torch.cat(self.real) > 0.5).float().mean()),
-            "real_share_of_targets": float((torch.cat(reference.real) > 0.5).float().mean()),
-            "patches": len(out_f), "patch_size": PATCH,
+                                        what=f"SR {self.what} KID"),
+            "patches": len(out_f), "patch_size": self.size,
         }
+
+
+class TextureTally(PatchTally):
+    """The texture judge's features and P(real) of 32 px patches."""
+
+    what = "texture judge"
+
+    def __init__(self, judge: TextureJudge, border: int):
+        super().__init__(border)
+        self.judge = judge
+        self.real: list[torch.Tensor] = []
+
+    def featurise(self, patches_u8: torch.Tensor) -> torch.Tensor:
+        f, r = judge_patches(self.judge, patches_u8.float() / 127.5 - 1)
+        self.real.append(r)
+        return f
+
+    def scores(self, reference: "TextureTally", kid_subsets: int = 100) -> dict:
+        """Patch FID/KID against `reference` and the share of patches taken for real."""
+        return {**super().scores(reference, kid_subsets),
+                "real_share": float((torch.cat(self.real) > 0.5).float().mean()),
+                "real_share_of_targets": float((torch.cat(reference.real) > 0.5).float().mean())}

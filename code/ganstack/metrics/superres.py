@@ -12,7 +12,11 @@
               score them
 The bicubic row upscales the same LR inputs with MATLAB's imresize (ganstack.imaging).
 With SR.TEXTURE_JUDGE the report adds the texture judge's patch FID/KID and real share
-(metrics/sr_judge.py) for the model and for bicubic: the perceptual side PSNR misses.
+(metrics/sr_judge.py) for the model and for bicubic: the perceptual side PSNR misses. With
+EVAL.INCEPTION_WEIGHTS it adds the Inception FID/KID of every non-overlapping SR.INCEPTION_PATCH
+patch (border-cropped; torch-fidelity's Inception resizes each to 299 px) against the HR images'
+patches: a handful of test images gives hundreds of patches, where whole-image FID would need
+thousands of images.
 """
 from __future__ import annotations
 
@@ -77,6 +81,26 @@ def _texture_judge(cfg, variant, not_run: dict):
     return load_or_train_judge(train_set, device=str(variant.device), steps=cfg.SR.TEXTURE_JUDGE_STEPS)
 
 
+def _inception_tallies(cfg, variant, border: int, not_run: dict) -> dict:
+    """model / bicubic / target tallies of Inception patch features, or {} with the reason."""
+    if not cfg.EVAL.INCEPTION_WEIGHTS:
+        not_run["inception"] = "EVAL.INCEPTION_WEIGHTS is empty: no Inception FID/KID (the texture judge stands in)"
+        return {}
+    from .inception import InceptionFeatures
+    from .sr_judge import PatchTally
+    extractor = InceptionFeatures(cfg.EVAL.INCEPTION_WEIGHTS, variant.device)
+    batch = cfg.EVAL.BATCH_SIZE if cfg.EVAL.BATCH_SIZE > 1 else 32
+
+    class Inception(PatchTally):
+        what, size = "Inception", cfg.SR.INCEPTION_PATCH
+
+        def featurise(self, patches_u8):
+            return torch.cat([extractor(chunk)["pool"].cpu() for chunk in patches_u8.split(batch)]) \
+                if len(patches_u8) else torch.zeros(0, 2048)
+
+    return {k: Inception(border) for k in ("model", "bicubic", "target")}
+
+
 def sr_metrics(cfg, variant, split: str) -> dict:
     """The model's and bicubic's PSNR/SSIM (and texture-judge scores) over every image of `split`, whole
     images one at a time."""
@@ -84,10 +108,10 @@ def sr_metrics(cfg, variant, split: str) -> dict:
     dataset = variant.dataset(split, train=False)
     scale = cfg.SR.SCALE
     border = scale if cfg.SR.EVAL_BORDER < 0 else cfg.SR.EVAL_BORDER
-    not_run = {"inception": "Inception FID is not computed on super-resolved patches yet; the texture judge "
-                            "stands in for it"}
+    not_run = {}
     judge = _texture_judge(cfg, variant, not_run)
     tallies = {k: TextureTally(judge, border) for k in ("model", "bicubic", "target")} if judge else {}
+    inception = _inception_tallies(cfg, variant, border, not_run)
     model, bicubic, per_image, skipped = [], [], [], 0
     for i in range(len(dataset)):
         item = dataset[i]
@@ -100,11 +124,15 @@ def sr_metrics(cfg, variant, split: str) -> dict:
         model.append(image_scores(output, target, border))
         bicubic.append(image_scores(baseline, target, border))
         per_image.append({"image": dataset.path(i).name, **model[-1], "bicubic": bicubic[-1]})
-        for key, image in (("model", output), ("bicubic", baseline), ("target", target)) if tallies else ():
-            tallies[key].add(image)
+        for key, image in ("model", output), ("bicubic", baseline), ("target", target):
+            for tally in (tallies, inception):
+                if tally:
+                    tally[key].add(image)
     root = cfg.SR.TEST_DIR if split != "train" and cfg.SR.TEST_DIR else cfg.DATA_DIR
-    texture = {k: {"texture_judge": tallies[k].scores(tallies["target"])} for k in ("model", "bicubic")} \
-        if tallies and model else {"model": {}, "bicubic": {}}
+    texture = {k: {} for k in ("model", "bicubic")}
+    for name, tally in (("texture_judge", tallies), ("inception", inception)):
+        for k in texture if tally and model else ():
+            texture[k][name] = tally[k].scores(tally["target"])
     return {
         "protocol": {
             "split": split, "data": str(root), "layout": dataset.layout, "images": len(model),
@@ -119,6 +147,9 @@ def sr_metrics(cfg, variant, split: str) -> dict:
             "network_channels": cfg.SR.CHANNELS,
             "texture_judge": "patch FID/KID and real share on every non-overlapping 32 px patch of the "
                              "border-cropped images (metrics/sr_judge.py)",
+            **({"inception": f"FID/KID of every non-overlapping {cfg.SR.INCEPTION_PATCH} px patch of the "
+                             "border-cropped images on torch-fidelity's Inception pool features (resized to 299)"}
+               if inception else {}),
             "not_run": not_run,
         },
         **_mean(model), **texture["model"],

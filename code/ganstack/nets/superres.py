@@ -6,7 +6,9 @@ skip); log2(scale) upsampling blocks (3x3 conv to 4x the width, PixelShuffle x2,
 conv to the image. LR inputs enter in [0, 1] and outputs are in [-1, 1], the paper's ranges; the
 last conv is linear (the paper's figure has no activation after it). Weights: PyTorch's layer
 defaults (the paper does not give an initialisation). SR.NORM none drops the BN layers (EDSR's
-finding, not the paper's network).
+finding, not the paper's network). SR.GLOBAL_RESIDUAL bicubic adds the output to the bicubic
+upscaling of the input (VDSR's global residual learning, Kim et al. 2016; not the paper's network):
+the low frequencies, which the paper's network learns last, are then given.
 
 SRGAN discriminator (Fig. 4): a 3x3 conv (64) and LeakyReLU 0.2; seven 3x3 conv + BN +
 LeakyReLU blocks, strides 2, 1, 2, 1, 2, 1, 2 and widths 64, 128, 128, 256, 256, 512, 512; a dense
@@ -24,6 +26,8 @@ import math
 
 import torch
 from torch import nn
+
+from ..imaging import bicubic_upscale
 
 
 def check_scale(scale: int) -> int:
@@ -58,18 +62,24 @@ class UpsampleBlock(nn.Sequential):
 
 
 class SRResNet(nn.Module):
-    def __init__(self, channels: int = 3, width: int = 64, blocks: int = 16, scale: int = 4, batch_norm: bool = True):
+    def __init__(self, channels: int = 3, width: int = 64, blocks: int = 16, scale: int = 4, batch_norm: bool = True,
+                 global_residual: str = "none"):
         super().__init__()
         self.head = nn.Sequential(nn.Conv2d(channels, width, 9, padding=4), nn.PReLU(width))
         self.body = nn.Sequential(*[ResidualBlock(width, batch_norm) for _ in range(blocks)],
                                   nn.Conv2d(width, width, 3, padding=1), _norm(width, batch_norm))
         self.upsample = nn.Sequential(*[UpsampleBlock(width) for _ in range(check_scale(scale))])
         self.tail = nn.Conv2d(width, channels, 9, padding=4)
+        self.scale = scale
+        self.global_residual = global_residual
 
     def forward(self, lr: torch.Tensor) -> torch.Tensor:
         """LR in [-1, 1] (shifted to the paper's [0, 1] here) -> SR in [-1, 1] (not clipped)."""
         x = self.head(lr.add(1).mul(0.5))
-        return self.tail(self.upsample(x + self.body(x)))
+        out = self.tail(self.upsample(x + self.body(x)))
+        if self.global_residual == "bicubic":
+            out = out + bicubic_upscale(lr, self.scale).to(out.dtype)
+        return out
 
 
 class SRGANDiscriminator(nn.Module):

@@ -49,9 +49,10 @@ def total_variation(x: torch.Tensor) -> torch.Tensor:
     return 2 * ((x[..., 1:, :] - x[..., :-1, :]).pow(2).mean() + (x[..., :, 1:] - x[..., :, :-1]).pow(2).mean())
 
 
-def load_generator(net: torch.nn.Module, path: str) -> None:
+def load_generator(net: torch.nn.Module, path: str, global_residual: str = "none") -> None:
     """G's weights from a ganstack checkpoint (its EMA copy when kept, else G), a bare state dict, or a
-    run folder (its latest checkpoint)."""
+    run folder (its latest checkpoint). A checkpoint trained with another SR.GLOBAL_RESIDUAL (which no
+    weight shape shows) is refused."""
     if not Path(path).exists():
         raise GanstackError(f"TRAIN.NET_G={path}: not found; train the SRResNet first (e.g. cfg/srresnet/photos.yml "
                             "for cfg/srgan/photos.yml), or set TRAIN.NET_G to its run folder or checkpoint "
@@ -64,6 +65,10 @@ def load_generator(net: torch.nn.Module, path: str) -> None:
                                 "or point TRAIN.NET_G at a checkpoint file")
         path = str(latest)
     state = load_checkpoint(path)
+    trained_with = state.get("config", {}).get("SR", {}).get("GLOBAL_RESIDUAL", "none") if "nets" in state else None
+    if trained_with is not None and trained_with != global_residual:
+        raise GanstackError(f"TRAIN.NET_G={path}: trained with SR.GLOBAL_RESIDUAL={trained_with}, this config has "
+                            f"{global_residual}; set SR.GLOBAL_RESIDUAL={trained_with} (the same network)")
     weights = net_weights(state, "G") if "nets" in state else state  # a ganstack checkpoint, or G's state dict
     if not isinstance(weights, dict) or not weights:
         raise GanstackError(f"TRAIN.NET_G={path}: holds no generator G (a srresnet checkpoint or state dict)")
@@ -82,7 +87,7 @@ class SRGANVariant(SRResNetVariant):
         super().build(dataset)  # G (SRResNet) and its optimizer
         cfg, sr = self.cfg, self.cfg.SR
         if cfg.TRAIN.NET_G:
-            load_generator(self.nets["G"], cfg.TRAIN.NET_G)
+            load_generator(self.nets["G"], cfg.TRAIN.NET_G, sr.GLOBAL_RESIDUAL)
         self.nets["D"] = SRGANDiscriminator(self.channels, sr.D_WIDTH, sr.D_DENSE)
         self.optimizers["D"] = adam(cfg, self.nets["D"].parameters(), cfg.TRAIN.DISCRIMINATOR_LR)
         self.weights = loss_weights(sr)

@@ -122,7 +122,8 @@ class SRResNetVariant(SuperResolution):
 
     def build(self, dataset) -> None:
         sr = self.cfg.SR
-        self.nets["G"] = SRResNet(self.channels, sr.WIDTH, sr.NUM_BLOCKS, sr.SCALE, batch_norm=sr.NORM == "batch")
+        self.nets["G"] = SRResNet(self.channels, sr.WIDTH, sr.NUM_BLOCKS, sr.SCALE, batch_norm=sr.NORM == "batch",
+                                  global_residual=sr.GLOBAL_RESIDUAL)
         self.optimizers["G"] = adam(self.cfg, self.nets["G"].parameters(), self.cfg.TRAIN.GENERATOR_LR)
 
     def upscale(self, G, lr: torch.Tensor) -> torch.Tensor:
