@@ -432,7 +432,8 @@ def run_curve(args) -> int:
             "config": str(args.cfg), "overrides": list(args.overrides), "run_dir": str(run_dir),
             "variant": cfg.VARIANT, "kind": kind,
             "eval_images": eval_images if kind == "text" else None,
-            "eval": (f"{cfg.EVAL.SPLIT} split, seed 0, `ganstack eval` metrics of the EMA generator; "
+            "eval": (f"{cfg.EVAL.SPLIT} split, seed 0, `ganstack eval` metrics of the "
+                     f"{'EMA generator' if 'G' in trainer.variant.ema_nets else 'generator'}; "
                      + (f"{eval_images} images per point, the captions round-robin over the split's images, "
                         f"KID subsets of {eval_cfg.EVAL.KID_SUBSET_SIZE}" if kind == "text"
                         else "every input of the split translated once")),
