@@ -356,3 +356,17 @@ def test_batches_by_object_count_train_and_resume_exactly(tmp_path, shapes_dir, 
     buckets = ["--set", "TRAIN.OPTIMIZE_DATA_LOADING=true", "--set", "TRAIN.BATCH_SIZE=[5, 3, 2, 4]"]
     assert_resume_is_exact(lambda path: tiny_cfg(path, shapes_dir, damsm_dir), tmp_path, buckets,
                            (("nets", ("G", "D0", "D1")),))
+
+
+def test_debug_trains_on_the_authors_debug_subset(tmp_path, shapes_dir, damsm_dir, capsys):
+    """DEBUG: true, as the authors' main.py: the first DEBUG_NUM_DATAPOINTS images, or with buckets the
+    first tenth of that of each object count."""
+    debug = ["--set", "DEBUG=true", "--set", "DEBUG_NUM_DATAPOINTS=20", "--set", "TRAIN.MAX_STEPS=1"]
+    assert main(["train", str(tiny_cfg(tmp_path / "plain", shapes_dir, damsm_dir)), "--device", "cpu", *debug]) == 0
+    assert "opgan: 20 training images" in capsys.readouterr().out
+    counts = LayoutDataset(shapes_dir, "train", max_objects=3, classes=37, image_sizes=[32], words_num=24,
+                           captions_per_image=10, augment=False, flip=False).batch_groups()
+    buckets = ["--set", "TRAIN.OPTIMIZE_DATA_LOADING=true", "--set", "TRAIN.BATCH_SIZE=[2]"]
+    assert main(["train", str(tiny_cfg(tmp_path / "buckets", shapes_dir, damsm_dir)), "--device", "cpu", *debug,
+                 *buckets]) == 0
+    assert f"opgan: {2 * len(set(counts.tolist()))} training images" in capsys.readouterr().out  # 2 of each count

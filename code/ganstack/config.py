@@ -33,8 +33,8 @@ DEFAULTS: dict[str, Any] = {
     "RNN_TYPE": "LSTM",
     "B_VALIDATION": False,
     "MAX_OBJECTS": 3,            # OP-GAN: objects per layout (3: the bboxes.pickle files; up to 10: the _large ones)
-    "DEBUG": False,              # OP-GAN's cfg key; only false is accepted (use TRAIN.MAX_STEPS for short runs)
-    "DEBUG_NUM_DATAPOINTS": 100,
+    "DEBUG": False,              # OP-GAN's cfg key, for any variant: train on the first DEBUG_NUM_DATAPOINTS items
+    "DEBUG_NUM_DATAPOINTS": 100, # (with TRAIN.OPTIMIZE_DATA_LOADING: the first 1/10 of that of each object count)
     "EMBEDDING_TYPE": "cnn-rnn",  # StackGAN++'s text: cnn-rnn | cnn-gru | skip-thought (the authors' embedding
                                   # pickles) | damsm (captions through TRAIN.NET_E: free text works)
     "TREE": {"BRANCH_NUM": 1, "BASE_SIZE": 64},
@@ -558,7 +558,7 @@ _CHOICES = {
     "SR.OPTIMIZER": ("adam", "sgd"),
     "SR.LOSS_WEIGHTS": ("paper", "paper_mse", "leftthomas", "tensorlayer", "custom"),
 }
-_POSITIVE = ("TRAIN.BATCH_SIZE", "TREE.BASE_SIZE", "TREE.BRANCH_NUM", "TEXT.WORDS_NUM",
+_POSITIVE = ("TRAIN.BATCH_SIZE", "DEBUG_NUM_DATAPOINTS", "TREE.BASE_SIZE", "TREE.BRANCH_NUM", "TEXT.WORDS_NUM",
              "TEXT.CAPTIONS_PER_IMAGE", "TEXT.EMBEDDING_DIM", "TRAIN.SNAPSHOT_INTERVAL", "EVAL.IMAGES_PER_CAPTION",
              "EVAL.IS_SPLITS", "EVAL.KID_SUBSETS", "EVAL.KID_SUBSET_SIZE", "EVAL.BATCH_SIZE",
              "TRAIN.LOG_INTERVAL", "TRAIN.KEEP_CHECKPOINTS", "GAN.DITER", "GAN.Z_DIM", "GAN.R1_INTERVAL",
@@ -624,9 +624,6 @@ def validate(cfg: Config) -> None:
 def _validate_layouts(cfg: Config) -> None:
     if not 1 <= cfg.MAX_OBJECTS <= 10:
         raise GanstackError(f"config: MAX_OBJECTS={cfg.MAX_OBJECTS}: OP-GAN's layouts hold 1 to 10 objects")
-    if cfg.DEBUG:
-        raise GanstackError("config: DEBUG=true (OP-GAN's debug subset) is not supported; set DEBUG: false and "
-                            "use TRAIN.MAX_STEPS or a small DATA_DIR for short runs")
     if cfg.GAN.INIT_LABEL_DIM < 8 or cfg.GAN.LAYOUT_SPATIAL_DIM not in (8, 16, 32, 64):
         raise GanstackError(f"config: GAN.INIT_LABEL_DIM={cfg.GAN.INIT_LABEL_DIM} (at least 8) and GAN.LAYOUT_SPATIAL_DIM="
                             f"{cfg.GAN.LAYOUT_SPATIAL_DIM} (8, 16, 32 or 64) feed three halving convs; the authors': 100, 16")

@@ -66,3 +66,33 @@ class BucketBatchSampler(torch.utils.data.Sampler):
         for pos in range(self.start, len(self.batches)):
             yield [(int(i), int(np.random.SeedSequence([self.seed, self.epoch, pos, int(i)]).generate_state(1)[0]))
                    for i in self.batches[pos]]
+
+
+class DebugSubset(torch.utils.data.Dataset):
+    """DEBUG: true (OP-GAN's cfg key): train on a few items, as the authors' main.py does: the first
+    DEBUG_NUM_DATAPOINTS items, or with object-count buckets the first DEBUG_NUM_DATAPOINTS // 10 of
+    each count. Items keep their dataset's own augmentation; every other attribute is the dataset's."""
+
+    def __init__(self, dataset, count: int, *, per_group: bool):
+        if per_group:
+            groups = np.asarray(dataset.batch_groups())
+            picked = [np.flatnonzero(groups == g)[:max(1, count // 10)] for g in np.unique(groups)]
+            self.indices = np.sort(np.concatenate(picked))
+        else:
+            self.indices = np.arange(min(count, len(dataset)))
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, item):
+        index, seed = item if isinstance(item, tuple) else (item, 0)
+        return self.dataset[(int(self.indices[index]), seed)]
+
+    def batch_groups(self) -> np.ndarray:
+        return np.asarray(self.dataset.batch_groups())[self.indices]
+
+    def __getattr__(self, name: str):
+        if name in ("dataset", "indices"):  # not set yet (unpickling in a worker)
+            raise AttributeError(name)
+        return getattr(self.dataset, name)

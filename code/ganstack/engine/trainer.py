@@ -39,7 +39,7 @@ from .ema import EMA
 from .logger import Logger
 from .optim import NonFiniteLoss, Updater
 from .schedule import Plateau, lr_factor
-from ..data.sampler import BucketBatchSampler, ResumableSampler
+from ..data.sampler import BucketBatchSampler, DebugSubset, ResumableSampler
 
 CHECKPOINT_VERSION = 1
 _EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
@@ -89,6 +89,8 @@ class Trainer:
         if self.buckets is not None and not hasattr(self.dataset, "batch_groups"):
             raise GanstackError(f"TRAIN.OPTIMIZE_DATA_LOADING: VARIANT={cfg.VARIANT} has no object counts to group "
                                 "batches by (OP-GAN has); set it false and TRAIN.BATCH_SIZE to one number")
+        if cfg.DEBUG:  # after build: the vocabulary and the nets see the whole set, training a few items
+            self.dataset = DebugSubset(self.dataset, cfg.DEBUG_NUM_DATAPOINTS, per_group=self.buckets is not None)
         self.step = self.epoch = self.pos = 0
         self.batch_size = max(self.buckets) if self.buckets else cfg.TRAIN.BATCH_SIZE  # the largest, for logs
         per_rank = -(-len(self.dataset) // self.env.world)
