@@ -248,6 +248,8 @@ def test_global_residual_adds_the_networks_output_to_bicubic(tmp_path, div2k, ca
     assert main(["eval", str(cfg), "--device", "cpu", "--ckpt", str(tmp_path / "silent.pth"), "--out", str(out)]) == 0
     assert json.loads(out.read_text())["psnr_y"] < report["psnr_y"] - 10  # the paper's network alone: flat grey
     capsys.readouterr()
+    assert main(["eval", str(cfg), "--device", "cpu", "--out", str(out)]) == 2  # the run's checkpoint, other setting
+    one_line_error(capsys, "SR.GLOBAL_RESIDUAL=bicubic", "checkpoint_")
     srgan = tiny_cfg(tmp_path, "srgan", div2k, TRAIN=f"{{MAX_STEPS: 1, NET_G: {tmp_path / 'output/srresnet'}}}")
     assert train(srgan) == 2  # no weight shape tells the two networks apart: the saved config does
     one_line_error(capsys, "SR.GLOBAL_RESIDUAL=bicubic", "TRAIN.NET_G")

@@ -64,6 +64,20 @@ def net_weights(state: dict, name: str) -> dict | None:
     return state.get("ema", {}).get(name) or state.get("nets", {}).get(name)
 
 
+def check_same_settings(state: dict, cfg, keys: tuple[str, ...], path) -> None:
+    """Refuse a checkpoint whose saved config differs from `cfg` on `keys`: settings that change what a
+    network computes but no weight shape (so loading would succeed and the images would be wrong)."""
+    saved = state.get("config") if isinstance(state, dict) else None
+    for key in keys if isinstance(saved, dict) else ():
+        then, now = saved, cfg
+        for part in key.split("."):
+            then = then.get(part) if isinstance(then, dict) else None
+            now = getattr(now, part)
+        if then is not None and then != now:
+            raise GanstackError(f"{path}: trained with {key}={then}, this config has {now}; set {key}={then} "
+                                "(the same network)")
+
+
 def load_checkpoint(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():

@@ -16,7 +16,7 @@ from ..config import Config
 from ..errors import GanstackError
 from ..io import write_text_atomic
 from ..variants import get_variant
-from .checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint, net_weights
+from .checkpoint import check_same_settings, latest_checkpoint, list_checkpoints, load_checkpoint, net_weights
 from .distributed import setup
 from .optim import AUTOCAST_DTYPES
 from .trainer import run_dir_of, seed_everything
@@ -42,6 +42,7 @@ def load_variant(cfg: Config, ckpt: str | Path | None, device: str = "auto", pre
     generator_only = "nets" not in state  # a bare generator file (AttnGAN-style NET_G)
     if generator_only and not all(torch.is_tensor(v) for v in state.values()):
         raise GanstackError(f"{path}: not a ganstack checkpoint or generator state dict")
+    check_same_settings(state, cfg, get_variant(cfg.VARIANT).shape_free_keys, path)
     env = setup(device)
     seed_everything(cfg.SEED)
     variant = get_variant(cfg.VARIANT)(cfg, env.device)

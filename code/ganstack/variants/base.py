@@ -78,6 +78,8 @@ class Variant:
     takes_hard_mismatch = False      # whether its matching-aware Ds take GAN.HARD_MISMATCH
     builds_from_data = True          # build() reads the dataset (vocabulary...); False: sampling needs no data
     net_g_initialises = False        # TRAIN.NET_G: the checkpoint to sample (False) or G's starting weights (SRGAN)
+    shape_free_keys: tuple[str, ...] = ()  # config keys that change a net but no weight shape: a checkpoint
+                                            # saved with other values is refused when loaded
 
     def __init__(self, cfg: Config, device: torch.device):
         self.cfg = cfg

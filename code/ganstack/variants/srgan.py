@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..engine.checkpoint import latest_checkpoint, load_checkpoint, net_weights
+from ..engine.checkpoint import check_same_settings, latest_checkpoint, load_checkpoint, net_weights
 from ..engine.optim import Updater
 from ..errors import GanstackError
 from ..losses import discriminator_term, generator_term
@@ -49,7 +49,7 @@ def total_variation(x: torch.Tensor) -> torch.Tensor:
     return 2 * ((x[..., 1:, :] - x[..., :-1, :]).pow(2).mean() + (x[..., :, 1:] - x[..., :, :-1]).pow(2).mean())
 
 
-def load_generator(net: torch.nn.Module, path: str, global_residual: str = "none") -> None:
+def load_generator(net: torch.nn.Module, path: str, cfg) -> None:
     """G's weights from a ganstack checkpoint (its EMA copy when kept, else G), a bare state dict, or a
     run folder (its latest checkpoint). A checkpoint trained with another SR.GLOBAL_RESIDUAL (which no
     weight shape shows) is refused."""
@@ -65,10 +65,7 @@ def load_generator(net: torch.nn.Module, path: str, global_residual: str = "none
                                 "or point TRAIN.NET_G at a checkpoint file")
         path = str(latest)
     state = load_checkpoint(path)
-    trained_with = state.get("config", {}).get("SR", {}).get("GLOBAL_RESIDUAL", "none") if "nets" in state else None
-    if trained_with is not None and trained_with != global_residual:
-        raise GanstackError(f"TRAIN.NET_G={path}: trained with SR.GLOBAL_RESIDUAL={trained_with}, this config has "
-                            f"{global_residual}; set SR.GLOBAL_RESIDUAL={trained_with} (the same network)")
+    check_same_settings(state, cfg, SRGANVariant.shape_free_keys, f"TRAIN.NET_G={path}")
     weights = net_weights(state, "G") if "nets" in state else state  # a ganstack checkpoint, or G's state dict
     if not isinstance(weights, dict) or not weights:
         raise GanstackError(f"TRAIN.NET_G={path}: holds no generator G (a srresnet checkpoint or state dict)")
@@ -87,7 +84,7 @@ class SRGANVariant(SRResNetVariant):
         super().build(dataset)  # G (SRResNet) and its optimizer
         cfg, sr = self.cfg, self.cfg.SR
         if cfg.TRAIN.NET_G:
-            load_generator(self.nets["G"], cfg.TRAIN.NET_G, sr.GLOBAL_RESIDUAL)
+            load_generator(self.nets["G"], cfg.TRAIN.NET_G, cfg)
         self.nets["D"] = SRGANDiscriminator(self.channels, sr.D_WIDTH, sr.D_DENSE)
         self.optimizers["D"] = adam(cfg, self.nets["D"].parameters(), cfg.TRAIN.DISCRIMINATOR_LR)
         self.weights = loss_weights(sr)

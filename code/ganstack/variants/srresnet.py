@@ -42,6 +42,7 @@ class SuperResolution(Variant):
     collate = staticmethod(attngan.collate)
     plateau_metric = "score/mse"
     builds_from_data = False        # a checkpoint upscales images with no training data present
+    shape_free_keys = ("SR.GLOBAL_RESIDUAL",)
 
     def __init__(self, cfg, device):
         super().__init__(cfg, device)
