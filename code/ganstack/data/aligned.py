@@ -52,6 +52,7 @@ import torchvision.transforms.functional as TF
 from PIL import Image
 
 from ..errors import GanstackError
+from .sampler import unpack
 
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".npy")
 PIL_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
@@ -217,12 +218,6 @@ def check_options(direction: str, preprocess: str, load_size: int, crop_size: in
     if preprocess in ("resize_and_crop", "scale_width_and_crop") and load_size < crop_size:
         raise GanstackError(f"DATA.LOAD_SIZE={load_size} is smaller than DATA.CROP_SIZE={crop_size}; "
                             "the crop must fit in the resized image")
-
-
-def unpack(item) -> tuple[int, int]:
-    """An int index (seed 0) or data.sampler's (index, seed)."""
-    index, seed = item if isinstance(item, tuple) else (item, 0)
-    return int(index), int(seed)
 
 
 # ------------------------------------------------------------------ datasets

@@ -24,6 +24,7 @@ from PIL import Image
 
 from ..errors import GanstackError
 from .pickles import load_pickle
+from .sampler import unpack
 from .text import CaptionSet, load_or_build_captions, pad_caption
 
 
@@ -250,7 +251,7 @@ class TextImageDataset(KeyedImages):
         return torch.from_numpy(ids), length
 
     def __getitem__(self, item):
-        index, seed = item if isinstance(item, tuple) else (item, 0)
+        index, seed = unpack(item)
         rng = np.random.default_rng(seed)
         current = index
         try:

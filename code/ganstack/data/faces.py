@@ -22,7 +22,8 @@ import numpy as np
 import torch
 
 from ..errors import GanstackError
-from .aligned import EXTENSIONS, Preprocess, UnalignedDataset, read_pixels, to_chw, unpack
+from .aligned import EXTENSIONS, Preprocess, UnalignedDataset, read_pixels, to_chw
+from .sampler import unpack
 
 UTKFACE = re.compile(r"^(\d{1,3})_([01])_([0-4])_(\d+)\.jpg(\.chip\.jpg)?$", re.I)
 CACD = re.compile(r"^(\d{1,3})_(.+)_(\d{4})\.jpg$", re.I)

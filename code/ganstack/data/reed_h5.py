@@ -30,6 +30,7 @@ from PIL import Image
 from ..errors import GanstackError
 from ..io import atomic_path
 from .attngan import fit_image, other_class_index, to_tensor
+from .sampler import unpack
 
 SPLITS = ("train", "valid", "test")
 
@@ -116,7 +117,7 @@ class ReedH5Dataset(torch.utils.data.Dataset):
                                    crop=self.crop))
 
     def __getitem__(self, item):
-        index, seed = item if isinstance(item, tuple) else (item, 0)
+        index, seed = unpack(item)
         rng = np.random.default_rng(seed)
         embedding = self.embedding(index)
         if not torch.isfinite(embedding).all():  # one bad vector would turn every loss to NaN

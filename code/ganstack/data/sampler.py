@@ -12,6 +12,12 @@ import numpy as np
 import torch
 
 
+def unpack(item) -> tuple[int, int]:
+    """A dataset item: an int index (seed 0) or the samplers' (index, seed)."""
+    index, seed = item if isinstance(item, tuple) else (item, 0)
+    return int(index), int(seed)
+
+
 def epoch_order(n: int, seed: int, epoch: int, shuffle: bool) -> np.ndarray:
     if not shuffle:
         return np.arange(n)
@@ -86,7 +92,7 @@ class DebugSubset(torch.utils.data.Dataset):
         return len(self.indices)
 
     def __getitem__(self, item):
-        index, seed = item if isinstance(item, tuple) else (item, 0)
+        index, seed = unpack(item)
         return self.dataset[(int(self.indices[index]), seed)]
 
     def batch_groups(self) -> np.ndarray:

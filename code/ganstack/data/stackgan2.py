@@ -35,6 +35,7 @@ from PIL import Image
 from ..errors import GanstackError
 from .attngan import KeyedImages, fit_image, image_pyramid
 from .pickles import load_pickle
+from .sampler import unpack
 
 EMBEDDING_FILES = {"cnn-rnn": "char-CNN-RNN-embeddings.pickle", "cnn-gru": "char-CNN-GRU-embeddings.pickle",
                    "skip-thought": "skip-thought-embeddings.pickle"}
@@ -99,7 +100,7 @@ class EmbeddingImageDataset(KeyedImages):
         return wrong
 
     def __getitem__(self, item):
-        index, seed = item if isinstance(item, tuple) else (item, 0)
+        index, seed = unpack(item)
         rng = np.random.default_rng(seed)
         current = index
         try:
@@ -135,7 +136,7 @@ class _Pyramids(torch.utils.data.Dataset):
         return image_pyramid(img, self.image_sizes)
 
     def __getitem__(self, item):
-        index, seed = item if isinstance(item, tuple) else (item, 0)
+        index, seed = unpack(item)
         try:
             images = self.load_images(index, np.random.default_rng(seed))
         except (OSError, ValueError, SyntaxError) as e:

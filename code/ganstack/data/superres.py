@@ -33,7 +33,8 @@ from PIL import Image
 
 from ..errors import GanstackError
 from ..imaging import imresize, modcrop
-from .aligned import EXTENSIONS, UNREADABLE, list_images, read_pixels, split_folder, to_chw, unpack
+from .aligned import EXTENSIONS, UNREADABLE, list_images, read_pixels, split_folder, to_chw
+from .sampler import unpack
 
 GREY_MODES = ("L", "LA")
 SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")

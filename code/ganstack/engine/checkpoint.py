@@ -69,10 +69,9 @@ def check_same_settings(state: dict, cfg, keys: tuple[str, ...], path) -> None:
     network computes but no weight shape (so loading would succeed and the images would be wrong)."""
     saved = state.get("config") if isinstance(state, dict) else None
     for key in keys if isinstance(saved, dict) else ():
-        then, now = saved, cfg
-        for part in key.split("."):
+        then, now = saved, cfg.get_path(key)
+        for part in key.split("."):  # an older checkpoint may lack the key: then it is not checked
             then = then.get(part) if isinstance(then, dict) else None
-            now = getattr(now, part)
         if then is not None and then != now:
             raise GanstackError(f"{path}: trained with {key}={then}, this config has {now}; set {key}={then} "
                                 "(the same network)")

@@ -89,7 +89,7 @@ def _inception_tallies(cfg, variant, border: int, not_run: dict) -> dict:
     from .inception import InceptionFeatures
     from .sr_judge import PatchTally
     extractor = InceptionFeatures(cfg.EVAL.INCEPTION_WEIGHTS, variant.device)
-    batch = cfg.EVAL.BATCH_SIZE if cfg.EVAL.BATCH_SIZE > 1 else 32
+    batch = cfg.EVAL.BATCH_SIZE if cfg.EVAL.BATCH_SIZE > 1 else 32  # SR eval batches whole images one by one
 
     class Inception(PatchTally):
         what, size = "Inception", cfg.SR.INCEPTION_PATCH
