@@ -128,9 +128,10 @@ def test_aging_cycle_trains_on_a_utkface_folder_exports_both_generators_and_samp
     assert set(state["nets"]) == {"G_AB", "G_BA", "D_A", "D_B"} and state["step"] == 4
     logged = capsys.readouterr().out
     assert all(f" {term} " in logged for term in ("D_A", "D_B", "G_adversarial", "G_cycle", "G_identity"))
-    for name in ("G_AB", "G_BA"):
+    for name in ("G_AB", "G_BA"):  # faces.yml's TRAIN.EMA_DECAY: the averaged generators are exported
         weights = torch.load(run / f"{name}.pth", weights_only=True)
-        assert all(torch.equal(weights[k], state["nets"][name][k]) for k in weights)
+        assert all(torch.equal(weights[k], state["ema"][name][k]) for k in weights)
+        assert not all(torch.equal(weights[k], state["nets"][name][k]) for k in weights)
     face = next(data.glob("2*_0_*.jpg"))
     outs = {}
     for direction in ("AtoB", "BtoA"):
@@ -163,8 +164,13 @@ def test_two_folder_cacd_style_set_trains_and_resume_is_exact(tmp_path):
         (pairs / folder).mkdir(parents=True)
         for i in range(5):
             Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(pairs / folder / f"{i}.jpg")
-    assert_resume_is_exact(lambda path: tiny_cfg(path, pairs, dataset="cacd"), tmp_path, [],
-                           [("nets", ["G_AB", "G_BA", "D_A", "D_B"])])
+    assert_resume_is_exact(lambda path: tiny_cfg(path, pairs, dataset="cacd"), tmp_path,
+                           ["--set", "TRAIN.EMA_DECAY=0"], [("nets", ["G_AB", "G_BA", "D_A", "D_B"])])
+    run = tmp_path / "halves" / "output" / "tiny"  # EMA_DECAY 0 (cacd.yml, as Fast-AgingGAN): G itself
+    assert not {k for k in load_checkpoint(latest_checkpoint(run / "checkpoints"))["ema"] if k != "_updates"}
+    weights = torch.load(run / "G_AB.pth", weights_only=True)
+    assert all(torch.equal(weights[k], load_checkpoint(latest_checkpoint(run / "checkpoints"))["nets"]["G_AB"][k])
+               for k in weights)
 
 
 def test_aging_cycle_trains_under_torchrun_on_the_embedded_faces(tmp_path, faces_dir):
@@ -234,7 +240,8 @@ def conditional_cfg(folder: Path, data_dir: Path) -> Path:
 
 def test_aging_conditional_trains_resumes_exactly_and_draws_aging_strips(tmp_path, faces_dir, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)  # the age classifier's and judges' cache
-    assert_resume_is_exact(lambda path: conditional_cfg(path, faces_dir), tmp_path, [], [("nets", ["G", "D"])])
+    assert_resume_is_exact(lambda path: conditional_cfg(path, faces_dir), tmp_path, [],
+                           [("nets", ["G", "D"]), ("ema", ["G"])])
     logged = capsys.readouterr()
     assert all(f" {term} " in logged.out for term in ("D", "G_adversarial", "G_age", "G_identity"))
     assert "age classifier: training" in logged.err and len(list((tmp_path / "models/judges").glob("faces_ageclf_*"))) == 1

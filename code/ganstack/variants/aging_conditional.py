@@ -51,6 +51,8 @@ class AgingConditional(Variant):
         self.groups = [list(g) for g in cfg.AGING.AGE_GROUPS]
         self.classifier = None
         self._fixed = None
+        if cfg.TRAIN.EMA_DECAY > 0:  # IPCGAN samples G itself (EMA_DECAY 0); faces.yml averages
+            self.ema_nets = ("G",)
 
     # ----------------------------------------------------------------- data
     def dataset(self, split: str, train: bool):

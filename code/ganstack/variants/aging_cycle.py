@@ -79,6 +79,8 @@ class AgingCycle(Variant):
     def __init__(self, cfg, device):
         super().__init__(cfg, device)
         self._fixed = None
+        if cfg.TRAIN.EMA_DECAY > 0:  # Fast-AgingGAN samples G itself (EMA_DECAY 0); faces.yml averages
+            self.ema_nets = ("G_AB", "G_BA")
 
     # ----------------------------------------------------------------- data
     def dataset(self, split: str, train: bool):
