@@ -73,7 +73,7 @@ DEFAULTS: dict[str, Any] = {
         "SYNC_BN": False,
         "DETERMINISTIC": False,  # CUDA: deterministic kernels (bit-identical reruns and resumes, slower);
                                  # false lets cuDNN pick the fastest convolution per shape
-        "EMA_DECAY": 0.999,
+        "EMA_DECAY": 0.999,      # the averaged generator that samples (ema_nets); 0: none, G itself samples
         "FLIP": True,            # random horizontal flip; off for data whose captions name left/right
         "CROP_JITTER": True,     # captioned images (DAMSM, AttnGAN, GAN-INT-CLS): enlarge to 76/64 of the size
                                  # and crop a random window back, as AttnGAN's and Reed et al.'s Torch loaders;

@@ -45,14 +45,13 @@ class AgingConditional(Variant):
     collate = staticmethod(attngan.collate)
     condition_kind = "image"
     builds_from_data = False
+    ema_nets = ("G",)               # cacd.yml: EMA_DECAY 0, G itself as IPCGAN; faces.yml averages
 
     def __init__(self, cfg, device):
         super().__init__(cfg, device)
         self.groups = [list(g) for g in cfg.AGING.AGE_GROUPS]
         self.classifier = None
         self._fixed = None
-        if cfg.TRAIN.EMA_DECAY > 0:  # IPCGAN samples G itself (EMA_DECAY 0); faces.yml averages
-            self.ema_nets = ("G",)
 
     # ----------------------------------------------------------------- data
     def dataset(self, split: str, train: bool):

@@ -75,12 +75,11 @@ class AgingCycle(Variant):
     collate = staticmethod(attngan.collate)
     condition_kind = "image"        # sample.sh and serve take face images
     builds_from_data = False
+    ema_nets = ("G_AB", "G_BA")     # cacd.yml: EMA_DECAY 0, G itself as Fast-AgingGAN; faces.yml averages
 
     def __init__(self, cfg, device):
         super().__init__(cfg, device)
         self._fixed = None
-        if cfg.TRAIN.EMA_DECAY > 0:  # Fast-AgingGAN samples G itself (EMA_DECAY 0); faces.yml averages
-            self.ema_nets = ("G_AB", "G_BA")
 
     # ----------------------------------------------------------------- data
     def dataset(self, split: str, train: bool):

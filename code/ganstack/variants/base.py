@@ -69,7 +69,7 @@ def adam(cfg: Config, params, lr: float, weight_decay: float = 0.0) -> Optimizer
 
 class Variant:
     name = ""
-    ema_nets: tuple[str, ...] = ()   # nets the trainer keeps an EMA copy of
+    ema_nets: tuple[str, ...] = ()   # nets the trainer keeps an EMA copy of (none at TRAIN.EMA_DECAY 0)
     lr_schedule = "none"             # what TRAIN.LR_SCHEDULE: auto means for this variant
     plateau_metric = ""              # the logged scalar TRAIN.LR_SCHEDULE: plateau watches (epoch means)
     collate = staticmethod(torch.utils.data.default_collate)  # batches of the variant's dataset
@@ -87,6 +87,8 @@ class Variant:
         self.nets: dict[str, nn.Module] = {}
         self.optimizers: dict[str, OptimizerSpec] = {}
         self.ema: dict[str, nn.Module] = {}   # set by the trainer when ema_nets is not empty
+        if cfg.TRAIN.EMA_DECAY <= 0:  # no average: G itself samples (the aging papers' cacd.yml)
+            self.ema_nets = ()
         self.unloaded: dict[str, str] = {}    # net -> the weight file that lacked it (a bare generator file)
         self.sampling_dtype: torch.dtype | None = None  # autocast of sampling nets (sample --precision); None: fp32
         self.augment_policy = parse_policy(cfg.GAN.DIFF_AUGMENT)
