@@ -185,6 +185,33 @@ def test_eval_reports_fcn_score_beside_real_photos_on_shapes_pairs(tmp_path):
     assert report["segmenter"]["fid"] >= 0 and report["l1"] > 0
 
 
+def test_label_maps_reach_g_and_d_as_one_hot_classes(tmp_path):
+    data, scenes = tmp_path / "shapes_aligned", tmp_path / "shapes"
+    assert main(["prepare", "shapes", "--aligned", "--num-train", "8", "--num-test", "3", "--size", "32",
+                 "--source", str(scenes), "--out", str(data)]) == 0
+    palette = json.loads((data / "meta.json").read_text())["palette"]
+    cfg = tiny_cfg(tmp_path, data, DATASET_NAME="shapes_aligned")
+    args = sets(DATA__PREPROCESS="none", DATA__LABEL_NC=len(palette))
+    assert main(["train", str(cfg), "--device", "cpu", *args]) == 0
+    nets = load_checkpoint(latest_checkpoint(tmp_path / "output/tiny/checkpoints"))["nets"]
+    first = lambda state: next(v for k, v in state.items() if v.ndim == 4)  # noqa: E731
+    assert first(nets["G"]).shape[1] == len(palette)          # G: one channel per class
+    assert first(nets["D"]).shape[1] == len(palette) + 3      # D: the classes beside the image
+
+    # the one-hot G sees is the map's classes: a user's label map with every class samples
+    from ganstack.data.synthetic.shapes_aligned import colourise, decode_labelmap
+    from ganstack.nets.pix2pix import LabelOneHot
+    ids = np.arange(32 * 32).reshape(32, 32) % len(palette)
+    rgb = colourise(ids)
+    x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float().div(127.5).sub(1)
+    assert LabelOneHot(palette)(x)[0].argmax(0).tolist() == decode_labelmap(rgb).tolist() == ids.tolist()
+    Image.fromarray(rgb).save(tmp_path / "mine.png")
+    out = tmp_path / "gallery"
+    assert main(["sample", str(cfg), "--device", "cpu", *args, "--input", str(tmp_path / "mine.png"),
+                 "--out", str(out)]) == 0
+    assert len(list(out.glob("*.png"))) >= 1
+
+
 def test_grid_script_prints_one_table(tmp_path, pairs, monkeypatch, capsys):
     sys.path.insert(0, str(ROOT / "scripts"))
     import pix2pix_grid
@@ -207,6 +234,8 @@ def test_grid_script_prints_one_table(tmp_path, pairs, monkeypatch, capsys):
     (sets(GAN__DIFF_AUGMENT="cutout"), "GAN.DIFF_AUGMENT='cutout': the pix2pix variant"),
     (sets(GAN__R1_GAMMA=1), "GAN.R1_GAMMA=1.0: the pix2pix variant has no R1 penalty"),
     (sets(GAN__HARD_MISMATCH=0.5), "GAN.HARD_MISMATCH=0.5: the pix2pix variant has no matching-aware"),
+    (sets(DATA__LABEL_NC=5), "meta.json: cannot read the label palette DATA.LABEL_NC=5 needs"),
+    (sets(DATA__LABEL_NC=5, DATA__INPUT_NC=1), "DATA.LABEL_NC=5 with DATA.INPUT_NC=1"),
 ])
 def test_bad_pix2pix_settings_are_one_line_errors(tmp_path, pairs, capsys, args, message):
     cfg = tiny_cfg(tmp_path, pairs)

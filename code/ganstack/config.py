@@ -161,6 +161,10 @@ DEFAULTS: dict[str, Any] = {
                                  # corners black (Fast-AgingGAN's augment_rotation, 80); 0 = none
         "INPUT_NC": 3,           # channels of the input: 1 grey, 3 RGB, 4 RGBA (.npy pairs: any)
         "OUTPUT_NC": 3,
+        "LABEL_NC": 0,           # pix2pix: > 0, the input is a label map in LABEL_PALETTE colours, which G and D
+                                 # take as LABEL_NC one-hot channels (pix2pixHD's --label_nc); 0: the image as it is
+        "LABEL_PALETTE": "",     # LABEL_NC's colours, class 0 first: a JSON file holding a list of [r, g, b];
+                                 # empty: DATA_DIR/meta.json's "palette" (written by `prepare shapes --aligned`)
     },
     "PIX2PIX": {                 # pix2pix family networks and losses; defaults are the paper's
         "NET_G": "unet",         # unet | resnet_6blocks | resnet_9blocks
@@ -607,6 +611,9 @@ def validate(cfg: Config) -> None:
     if unknown:
         raise GanstackError(f"config: TRAIN.LOGGERS names {', '.join(map(repr, unknown))}; "
                             f"choose from {', '.join(LOGGERS)}")
+    if cfg.DATA.LABEL_NC < 0 or (cfg.DATA.LABEL_NC and cfg.DATA.INPUT_NC != 3):
+        raise GanstackError(f"config: DATA.LABEL_NC={cfg.DATA.LABEL_NC} with DATA.INPUT_NC={cfg.DATA.INPUT_NC}: "
+                            "LABEL_NC is 0 (off) or the class count of an RGB palette label map (INPUT_NC 3)")
     if not 0 <= cfg.DATA.ROTATION <= 360:
         raise GanstackError(f"config: DATA.ROTATION must lie in [0, 360] degrees (0 turns it off), got {cfg.DATA.ROTATION}")
     _validate_sr(cfg.SR)

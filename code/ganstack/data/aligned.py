@@ -41,6 +41,7 @@ data.sampler passes with the index, as in data.attngan.
 """
 from __future__ import annotations
 
+import json
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -316,6 +317,27 @@ def image_dataset(cfg, split: str, train: bool) -> AlignedDataset | UnalignedDat
     return cls(root, split, direction=data.DIRECTION, preprocess=data.PREPROCESS, load_size=data.LOAD_SIZE,
                crop_size=data.CROP_SIZE, augment=train, flip=cfg.TRAIN.FLIP, input_nc=data.INPUT_NC,
                output_nc=data.OUTPUT_NC, rotation=data.ROTATION)
+
+
+def label_palette(cfg) -> np.ndarray:
+    """(DATA.LABEL_NC, 3) colours of a label-map input, class 0 first: the JSON list in
+    DATA.LABEL_PALETTE, else the "palette" of DATA_DIR/meta.json (an exported shapes pair set)."""
+    d = cfg.DATA
+    path = Path(d.LABEL_PALETTE) if d.LABEL_PALETTE else Path(cfg.DATA_DIR) / "meta.json"
+    try:
+        found = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise GanstackError(f"{path}: cannot read the label palette DATA.LABEL_NC={d.LABEL_NC} needs ({e}); "
+                            "set DATA.LABEL_PALETTE to a JSON list of [r, g, b] or DATA.LABEL_NC: 0") from None
+    colours = found.get("palette") if isinstance(found, dict) else found
+    arr = np.asarray(colours if colours is not None else [], dtype=float)
+    if arr.ndim != 2 or arr.shape[1] != 3 or not ((0 <= arr) & (arr <= 255)).all():
+        raise GanstackError(f"{path}: the label palette must be a list of [r, g, b] in 0..255 "
+                            + ("(it has none)" if colours is None else f"(found shape {arr.shape})"))
+    if len(arr) != d.LABEL_NC:
+        raise GanstackError(f"{path}: the palette holds {len(arr)} colours but DATA.LABEL_NC={d.LABEL_NC}; "
+                            "set LABEL_NC to the number of classes")
+    return arr
 
 
 def load_inputs(paths: list[str], cfg) -> tuple[list[str], list[torch.Tensor]]:

@@ -263,21 +263,43 @@ class ConditionalDiscriminator(nn.Module):
         return out if isinstance(self.body, MultiscaleDiscriminator) else [out]
 
 
+# ------------------------------------------------------------------ label-map inputs
+class LabelOneHot(nn.Module):
+    """An RGB label map in [-1, 1] (B, 3, H, W) -> (B, N, H, W) one-hot of each pixel's nearest palette
+    colour (pix2pixHD's encode_input with --label_nc N): G and D see classes, not colours. Nearest,
+    not exact, so a resized or re-encoded map still decodes (up to its blurred borders)."""
+
+    def __init__(self, palette):
+        super().__init__()
+        self.register_buffer("palette", torch.as_tensor(palette, dtype=torch.float32), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rgb = x.float().add(1).mul(127.5)
+        distance = (rgb[:, None] - self.palette[None, :, :, None, None]).square().sum(2)  # (B, N, H, W)
+        ids = distance.argmin(1)
+        return F.one_hot(ids, len(self.palette)).permute(0, 3, 1, 2).to(x.dtype).contiguous()
+
+
+def input_channels(cfg) -> int:
+    """Channels G takes (and D beside the image): DATA.LABEL_NC one-hot classes, else DATA.INPUT_NC."""
+    return cfg.DATA.LABEL_NC or cfg.DATA.INPUT_NC
+
+
 # ------------------------------------------------------------------ builders from the config
 def build_generator(cfg) -> nn.Module:
     p, d = cfg.PIX2PIX, cfg.DATA
     if p.NET_G == "unet":
         depth = p.UNET_DEPTH or max(2, (d.CROP_SIZE - 1).bit_length())  # log2, rounded up
-        net = UnetGenerator(d.INPUT_NC, d.OUTPUT_NC, depth, p.NGF, p.NORM, p.DROPOUT, p.NOISE_DIM)
+        net = UnetGenerator(input_channels(cfg), d.OUTPUT_NC, depth, p.NGF, p.NORM, p.DROPOUT, p.NOISE_DIM)
     else:
         blocks = int(p.NET_G.split("_")[1].removesuffix("blocks"))
-        net = ResnetGenerator(d.INPUT_NC, d.OUTPUT_NC, blocks, p.NGF, p.NORM, p.DROPOUT, p.NOISE_DIM)
+        net = ResnetGenerator(input_channels(cfg), d.OUTPUT_NC, blocks, p.NGF, p.NORM, p.DROPOUT, p.NOISE_DIM)
     return init_weights(net, p.INIT_TYPE, p.INIT_GAIN)
 
 
 def build_discriminator(cfg) -> ConditionalDiscriminator:
     p, d = cfg.PIX2PIX, cfg.DATA
-    channels = d.INPUT_NC + d.OUTPUT_NC
+    channels = input_channels(cfg) + d.OUTPUT_NC
     if p.NET_D in ("basic", "n_layers"):
         body = NLayerDiscriminator(channels, p.NDF, 3 if p.NET_D == "basic" else p.N_LAYERS_D, p.NORM,
                                    p.SPECTRAL_NORM)

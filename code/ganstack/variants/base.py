@@ -76,6 +76,7 @@ class Variant:
     takes_diff_augment = False       # whether its discriminators take GAN.DIFF_AUGMENT (through augment())
     takes_r1 = False                 # whether its discriminators take GAN.R1_GAMMA (through r1_weight())
     takes_hard_mismatch = False      # whether its matching-aware Ds take GAN.HARD_MISMATCH
+    takes_label_maps = False         # whether its inputs may be one-hot label maps (DATA.LABEL_NC)
     builds_from_data = True          # build() reads the dataset (vocabulary...); False: sampling needs no data
     net_g_initialises = False        # TRAIN.NET_G: the checkpoint to sample (False) or G's starting weights (SRGAN)
     shape_free_keys: tuple[str, ...] = ()  # config keys that change a net but no weight shape: a checkpoint
@@ -101,6 +102,9 @@ class Variant:
         if cfg.GAN.HARD_MISMATCH > 0 and not self.takes_hard_mismatch:
             raise GanstackError(f"GAN.HARD_MISMATCH={cfg.GAN.HARD_MISMATCH}: the {self.name} variant has no "
                                 "matching-aware discriminator; set GAN.HARD_MISMATCH: 0")
+        if cfg.DATA.LABEL_NC and not self.takes_label_maps:
+            raise GanstackError(f"DATA.LABEL_NC={cfg.DATA.LABEL_NC}: the {self.name} variant takes no one-hot "
+                                "label maps; set DATA.LABEL_NC: 0")
 
     def augment(self, images: torch.Tensor) -> torch.Tensor:
         """GAN.DIFF_AUGMENT on a discriminator input (identity when empty); variants apply it to every

@@ -26,15 +26,16 @@ import contextlib
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 from torchvision.utils import make_grid
 
 from ..data import attngan
-from ..data.aligned import image_dataset, load_inputs
+from ..data.aligned import image_dataset, label_palette, load_inputs
 from ..engine.optim import Updater
 from ..image_pool import ImagePool
 from ..losses import (PIX2PIX_LOSSES, discriminator_feature_matching, discriminator_term, generator_term,
                       gradient_penalty, mode_seeking, multiscale_mean, perceptual_loss)
-from ..nets.pix2pix import build_discriminator, build_generator
+from ..nets.pix2pix import LabelOneHot, build_discriminator, build_generator
 from ..visual import three_channels
 from .base import adam, Variant, frozen, unwrap
 
@@ -51,6 +52,7 @@ class Pix2Pix(Variant):
     plateau_metric = "score/l1"     # TRAIN.LR_SCHEDULE plateau watches the epoch's mean L1 to the target
     collate = staticmethod(attngan.collate)
     condition_kind = "image"        # sample.sh takes input images, not captions
+    takes_label_maps = True         # DATA.LABEL_NC: label-map inputs reach G and D as one-hot classes
 
     def __init__(self, cfg, device):
         super().__init__(cfg, device)
@@ -59,6 +61,7 @@ class Pix2Pix(Variant):
         self.pool = ImagePool(cfg.PIX2PIX.POOL_SIZE)
         self.vgg = None
         self._fixed = None
+        self.encode_input = nn.Identity()  # DATA.LABEL_NC: palette colours -> one-hot classes (build)
 
     # ----------------------------------------------------------------- data
     def dataset(self, split: str, train: bool):
@@ -66,6 +69,8 @@ class Pix2Pix(Variant):
 
     def build(self, dataset) -> None:
         cfg, p = self.cfg, self.cfg.PIX2PIX
+        if cfg.DATA.LABEL_NC:
+            self.encode_input = LabelOneHot(label_palette(cfg)).to(self.device)
         self.nets["G"] = build_generator(cfg)
         self.nets["D"] = build_discriminator(cfg)
         for name, lr in (("D", cfg.TRAIN.DISCRIMINATOR_LR), ("G", cfg.TRAIN.GENERATOR_LR)):
@@ -78,7 +83,7 @@ class Pix2Pix(Variant):
     def train_step(self, batch: dict, step: int, opt: Updater) -> dict[str, float]:
         p, gan = self.cfg.PIX2PIX, self.cfg.GAN
         G, D = self.nets["G"], self.nets["D"]
-        x, y = batch["A"], batch["B"]
+        x, y = self.encode_input(batch["A"]), batch["B"]
         z = torch.randn(x.shape[0], self.z_dim, device=x.device) if self.z_dim else None
 
         # 1-2. Discriminator: real pairs -> real, generated pairs (maybe from the pool) -> fake.
@@ -152,7 +157,7 @@ class Pix2Pix(Variant):
     @torch.no_grad()
     def sample(self, conditions: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
         """Outputs in [-1, 1] for input images `conditions` (B, INPUT_NC, H, W)."""
-        x = conditions.to(self.device).float()
+        x = self.encode_input(conditions.to(self.device).float())
         z = None if noise is None or self.z_dim == 0 else noise.to(self.device).float()
         with self.sampling_net("G") as G, self._test_mode(G) as per_image:
             if not per_image:
