@@ -233,7 +233,7 @@ def main() -> None:
         end_to_end = n / (time.perf_counter() - t0)
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
     report = {"config": args.cfg, "overrides": args.overrides, "device": name,
-              "precision": cfg.TRAIN.PRECISION, "batch_size": cfg.TRAIN.BATCH_SIZE,
+              "precision": trainer.updater.precision, "batch_size": cfg.TRAIN.BATCH_SIZE,
               "images_per_sec_compute": round(compute, 2),
               "images_per_sec_end_to_end": round(end_to_end, 2)}
     if dev.type == "cuda":

@@ -242,3 +242,20 @@ def test_bad_pix2pix_settings_are_one_line_errors(tmp_path, pairs, capsys, args,
     assert main(["train", str(cfg), "--device", "cpu", *args]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_precision_auto_is_bf16_only_where_native_and_emulated_bf16_warns(tmp_path, pairs, capsys, monkeypatch,
+                                                                          recwarn, native):
+    import ganstack.engine.optim as optim
+    monkeypatch.setattr(optim, "native_bf16", lambda device: native)
+    cfg = tiny_cfg(tmp_path, pairs)
+    assert main(["train", str(cfg), "--device", "cpu", *sets(TRAIN__PRECISION="auto", TRAIN__MAX_STEPS=1)]) == 0
+    out = capsys.readouterr()
+    assert ("device cpu, bf16;" if native else "device cpu, fp32;") in out.out + out.err
+    emulated = lambda: any("PRECISION=bf16 on a CPU without native" in str(w.message) for w in recwarn)  # noqa: E731
+    assert not emulated()
+    assert main(["train", str(cfg), "--device", "cpu", *sets(TRAIN__PRECISION="bf16", TRAIN__MAX_STEPS=2)]) == 0
+    out = capsys.readouterr()
+    assert "device cpu, bf16;" in out.out + out.err                    # an explicit bf16 is kept ...
+    assert emulated() == (not native)                                  # ... with a warning where emulated

@@ -68,7 +68,8 @@ DEFAULTS: dict[str, Any] = {
         "LR_STEP_GAMMA": 0.1,
         "RNN_GRAD_CLIP": 0.25,
         "GRAD_CLIP": 0.0,        # > 0 clips every other optimizer's gradient norm
-        "PRECISION": "fp32",     # fp32 | bf16 | fp16 (fp16 uses a GradScaler per optimizer)
+        "PRECISION": "fp32",     # fp32 | bf16 | fp16 (fp16 uses a GradScaler per optimizer) | auto: bf16 where
+                                 # the device runs it natively (CUDA, or a CPU with AVX512-BF16 / AMX), else fp32
         "CHANNELS_LAST": False,  # NHWC weights (and so activations) for conv nets
         "SYNC_BN": False,
         "DETERMINISTIC": False,  # CUDA: deterministic kernels (bit-identical reruns and resumes, slower);
@@ -531,7 +532,7 @@ def _default_run_name(path: str | Path | None) -> str:
 
 LOGGERS = ("tensorboard", "mlflow")
 _CHOICES = {
-    "TRAIN.PRECISION": ("fp32", "bf16", "fp16"),
+    "TRAIN.PRECISION": ("fp32", "bf16", "fp16", "auto"),
     "TRAIN.LR_SCHEDULE": ("auto", "none", "exponential", "linear", "cosine", "step", "plateau"),
     "RNN_TYPE": ("LSTM", "GRU"),
     "DAMSM.IMAGE_ENCODER": ("cnn", "inception"),

@@ -7,6 +7,7 @@ in the run's precision. A non-finite loss raises NonFiniteLoss naming it.
 from __future__ import annotations
 
 import contextlib
+import warnings
 from dataclasses import dataclass, field
 
 import torch
@@ -28,12 +29,32 @@ class OptimizerSpec:
 AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}  # precision -> autocast dtype
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether `device` computes bfloat16 in hardware. CPUs without AVX512-BF16 or AMX emulate it,
+    and their convolutions then run tens of times slower than in fp32."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return device.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """TRAIN.PRECISION as run on `device`: auto is bf16 where native, else fp32; an explicit bf16
+    where it is emulated is kept, with a warning."""
+    if precision == "auto":
+        return "bf16" if native_bf16(device) else "fp32"
+    if precision == "bf16" and device.type == "cpu" and not native_bf16(device):
+        warnings.warn("TRAIN.PRECISION=bf16 on a CPU without native bfloat16 (no AVX512-BF16 or AMX): it is "
+                      "emulated and far slower than fp32; set TRAIN.PRECISION: auto or fp32")
+    return precision
+
+
 class Updater:
     def __init__(self, specs: dict[str, OptimizerSpec], precision: str, device: torch.device,
                  agree=lambda flag: flag):
         self.specs = specs
         self.agree = agree  # any-rank reduction, so every rank stops on a NaN together
         self.device = device
+        self.precision = precision = resolve_precision(precision, device)
         self.dtype = AUTOCAST_DTYPES[precision]
         self.step = 0
         use_scaler = precision == "fp16"

@@ -249,7 +249,7 @@ class Trainer:
         batch = f"batch by object count {self.buckets}" if self.buckets else f"batch {self.batch_size}"
         logger.info(f"{self.cfg.VARIANT}: {len(self.dataset)} training images, {batch} x "
                     f"{self.env.world} process(es) = {g}, {self.steps_per_epoch} steps/epoch, "
-                    f"{self.total_steps} steps, device {self.env.device}, {self.cfg.TRAIN.PRECISION}; "
+                    f"{self.total_steps} steps, device {self.env.device}, {self.updater.precision}; "
                     f"run folder {self.run_dir}"
                     + (f"; resumed from {self.resumed_from} at step {self.step}" if self.resumed_from else ""))
 
