@@ -385,10 +385,11 @@ def ddp_worker_death(ws: Workspace, family: str, rng: random.Random) -> dict:
 RUNNERS = {"kill": kill_resume, "disk": disk_full, "damaged": damaged_checkpoint, "ddp": ddp_worker_death}
 
 
-def run_case(ws: Workspace, scenario: str, family: str, rng: random.Random) -> Outcome:
+def run_case(ws: Workspace, scenario: str, family: str, rng: random.Random, **options) -> Outcome:
+    """One case; `options` go to its scenario (e.g. kills=1)."""
     t0 = time.monotonic()
     try:
-        counts = RUNNERS[scenario](ws, family, rng)
+        counts = RUNNERS[scenario](ws, family, rng, **options)
         return Outcome(scenario, family, True, "", time.monotonic() - t0, counts)
     except (CaseFailed, subprocess.TimeoutExpired) as e:
         return Outcome(scenario, family, False, str(e), time.monotonic() - t0)

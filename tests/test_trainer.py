@@ -69,7 +69,7 @@ def test_train_writes_run_folder_logs_and_encoders(tmp_path, coco_dir, capsys):
 
 def test_sigterm_then_resume_gives_identical_weights(tmp_path, coco_dir):
     # word-swap negatives on: their draws must resume too
-    steps = ["--set", "TRAIN.MAX_STEPS=60", "--set", "WORKERS=1", "--set", "DAMSM.SWAP_NEGATIVES=1"]
+    steps = ["--set", "TRAIN.MAX_STEPS=24", "--set", "WORKERS=1", "--set", "DAMSM.SWAP_NEGATIVES=1"]
     cfg = tiny_damsm_cfg(tmp_path, coco_dir)
     assert main(["train", str(cfg), "--device", "cpu", "--set", "RUN_NAME=straight", *steps]) == 0
 
@@ -83,7 +83,7 @@ def test_sigterm_then_resume_gives_identical_weights(tmp_path, coco_dir):
     assert proc.returncode == 143, err
     stopped = tmp_path / "output" / "stopped"
     stop_step = load_checkpoint(latest_checkpoint(stopped / "checkpoints"))["step"]
-    assert 3 <= stop_step < 60 and "SIGTERM received" in out
+    assert 3 <= stop_step < 24 and "SIGTERM received" in out
 
     assert main(["train", str(cfg), "--device", "cpu", "--set", "RUN_NAME=stopped", *steps]) == 0
     assert_same_weights(final_nets(tmp_path / "output" / "straight"), final_nets(stopped))
