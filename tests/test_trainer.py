@@ -13,7 +13,8 @@ import torch
 
 from conftest import tiny_damsm_cfg, torchrun_train
 from ganstack.cli import main
-from ganstack.engine.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
+from ganstack.engine.checkpoint import (checkpoint_path, latest_checkpoint, list_checkpoints, load_checkpoint,
+                                        save_checkpoint)
 
 
 def run_cli(*args: str, **popen) -> subprocess.Popen:
@@ -87,6 +88,25 @@ def test_sigterm_then_resume_gives_identical_weights(tmp_path, coco_dir):
 
     assert main(["train", str(cfg), "--device", "cpu", "--set", "RUN_NAME=stopped", *steps]) == 0
     assert_same_weights(final_nets(tmp_path / "output" / "straight"), final_nets(stopped))
+
+
+def test_optimizers_use_fused_adam_and_a_for_each_checkpoint_resumes_onto_it(tmp_path, coco_dir):
+    cfg = tiny_damsm_cfg(tmp_path, coco_dir)
+    steps = ["--set", "TRAIN.MAX_STEPS=4", "--set", "TRAIN.SNAPSHOT_INTERVAL=2"]
+    assert main(["train", str(cfg), "--device", "cpu", *steps]) == 0
+    folder = tmp_path / "output" / "tiny" / "checkpoints"
+    state = load_checkpoint(latest_checkpoint(folder))
+    assert all(g["fused"] for g in state["updater"]["optimizers"]["E"]["param_groups"])
+    # a checkpoint written before fused Adam (torch's for-each kernels) continues on the fused kernel
+    old = load_checkpoint(checkpoint_path(folder, 2))
+    for group in old["updater"]["optimizers"]["E"]["param_groups"]:
+        group.update(fused=None, foreach=None)
+    for path in list_checkpoints(folder):
+        path.unlink()
+    save_checkpoint(old, folder, 2, keep=3)
+    assert main(["train", str(cfg), "--device", "cpu", *steps]) == 0
+    state = load_checkpoint(latest_checkpoint(folder))
+    assert state["step"] == 4 and all(g["fused"] for g in state["updater"]["optimizers"]["E"]["param_groups"])
 
 
 def test_kill_9_mid_write_leaves_a_loadable_latest_checkpoint(tmp_path, coco_dir):

@@ -28,7 +28,7 @@ from torch import nn
 from ..augment import diff_augment, parse_policy
 from ..config import Config
 from ..errors import GanstackError
-from ..engine.optim import OptimizerSpec, Updater
+from ..engine.optim import OptimizerSpec, Updater, fused_adam
 
 
 def unwrap(net: nn.Module) -> nn.Module:
@@ -62,8 +62,8 @@ def truncated_normal(shape: tuple[int, ...], generator: torch.Generator, truncat
 def adam(cfg: Config, params, lr: float, weight_decay: float = 0.0) -> OptimizerSpec:
     """The GAN optimizer: Adam with TRAIN.BETA1/BETA2, its gradient norm clipped at TRAIN.GRAD_CLIP (0 = off)."""
     params = list(params)
-    return OptimizerSpec(torch.optim.Adam(params, lr=lr, betas=(cfg.TRAIN.BETA1, cfg.TRAIN.BETA2),
-                                          weight_decay=weight_decay),
+    return OptimizerSpec(fused_adam(params, lr=lr, betas=(cfg.TRAIN.BETA1, cfg.TRAIN.BETA2),
+                                    weight_decay=weight_decay),
                          clip_params=params, clip_norm=cfg.TRAIN.GRAD_CLIP)
 
 

@@ -18,7 +18,7 @@ from torchvision.utils import make_grid
 from ..data import attngan
 from ..data.negatives import WordSubstitutes
 from ..data.sampler import ResumableSampler
-from ..engine.optim import OptimizerSpec, Updater
+from ..engine.optim import OptimizerSpec, Updater, fused_adam
 from ..io import atomic_path
 from ..losses import damsm_sentence_loss, damsm_word_loss
 from ..metrics.rprecision import r_precision
@@ -61,7 +61,7 @@ class DAMSM(Variant):
         text_params = list(self.nets["text_encoder"].parameters())
         image_params = [p for p in self.nets["image_encoder"].parameters() if p.requires_grad]
         # One Adam over both encoders; only the RNN side is clipped (AttnGAN: RNN_GRAD_CLIP 0.25).
-        adam = torch.optim.Adam(text_params + image_params, lr=cfg.TRAIN.ENCODER_LR, betas=(0.5, 0.999))
+        adam = fused_adam(text_params + image_params, lr=cfg.TRAIN.ENCODER_LR, betas=(0.5, 0.999))
         self.optimizers["E"] = OptimizerSpec(adam, clip_params=text_params, clip_norm=cfg.TRAIN.RNN_GRAD_CLIP)
 
     # ------------------------------------------------------------- training
