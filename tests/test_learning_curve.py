@@ -94,6 +94,7 @@ def assert_small_png(path: Path) -> None:
 
 def test_minute_budgets_count_cpu_minutes_by_default(tmp_path, shapes_dir, damsm_dir):
     cfg = text_cfg(tmp_path, shapes_dir, damsm_dir)
+    cfg.write_text(cfg.read_text().replace("MAX_STEPS: 100,", "MAX_STEPS: 100000,"))  # the budget, not the steps, ends it
     run = tmp_path / "output/tiny_curve"
     args = [str(cfg), "--eval-images", "40", "--device", "cpu"]
     # 2.4 CPU seconds in pauses of 0.6: room for a slow first step on a loaded machine
