@@ -352,7 +352,7 @@ def _start_point(rows: list[dict], ckpt_dir: Path, csv_path: Path) -> str | None
 
 
 def run_curve(args) -> int:
-    from ganstack.cli import ensure_data
+    from ganstack.data.synthetic.embedded import ensure_data
     from ganstack.config import load_config
     from ganstack.engine import distributed
     from ganstack.engine.trainer import Interrupted, Trainer, run_dir_of

@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from ganstack.cli import ensure_data
+from ganstack.data.synthetic.embedded import ensure_data
 from ganstack.config import load_config
 from ganstack.engine.evaluate import evaluate_checkpoint
 from ganstack.engine.trainer import train

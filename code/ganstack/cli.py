@@ -11,15 +11,13 @@ import json
 import os
 import signal
 import sys
-import time
 import warnings
 from pathlib import Path
 
 from .errors import GanstackError
 from .serve.limits import LIMIT_HELP, Limits
 
-SHAPES_DEFAULTS = {"num_train": 2400, "num_test": 600, "seed": 0}
-FACES_DEFAULTS = {"num_train": 240, "num_test": 60, "per_identity": 10, "size": 128, "dir": "data/faces"}
+from .data.synthetic.embedded import FACES_DEFAULTS, SHAPES_DEFAULTS, ensure_data
 
 
 def _add_config_args(p: argparse.ArgumentParser) -> None:
@@ -168,61 +166,6 @@ def cmd_prepare(args) -> int:
         pairs = export_aligned(out, args.out or "data/shapes_aligned")
         print(f"shapes pairs (A label map | B photo, PNG): {pairs}/{{train,test}}")
     return 0
-
-
-def ensure_data(cfg) -> None:
-    """Generate the embedded shapes set (or its pix2pix pairs, DATASET_NAME shapes_aligned, cut from
-    the shapes set beside it) when the config points at a missing one."""
-    data_dir = Path(cfg.DATA_DIR)
-    if cfg.DATASET_NAME == "photos":
-        if not (data_dir / "meta.json").is_file() and int(os.environ.get("RANK", "0")) == 0:
-            from .data.synthetic.photos import prepare_photos
-            print(f"preparing photos in {data_dir} (first run only)", flush=True)
-            prepare_photos(data_dir)
-        _wait_for(data_dir)
-        return
-    if cfg.DATASET_NAME == "faces":
-        if not (data_dir / "meta.json").is_file() and int(os.environ.get("RANK", "0")) == 0:
-            from .data.synthetic.faces import prepare_faces
-            print(f"preparing faces in {data_dir} (first run only)", flush=True)
-            f = FACES_DEFAULTS
-            prepare_faces(data_dir, num_train=f["num_train"], num_test=f["num_test"], per_identity=f["per_identity"],
-                          size=f["size"], seed=SHAPES_DEFAULTS["seed"])
-        _wait_for(data_dir)
-        return
-    if cfg.DATASET_NAME not in ("shapes", "shapes_aligned") or data_dir.is_file():
-        return  # not shapes, or a converted file (e.g. shapes.h5)
-    if (data_dir / "meta.json").is_file():
-        if cfg.DATASET_NAME == "shapes":
-            from .data.synthetic.shapes import default_dir, level_of, load_meta
-            have = level_of(load_meta(data_dir))
-            if have != cfg.SHAPES.LEVEL:
-                raise GanstackError(f"{data_dir}: holds the shapes level {have!r} but the config asks SHAPES.LEVEL "
-                                    f"{cfg.SHAPES.LEVEL!r}; point DATA_DIR at another folder "
-                                    f"(e.g. {default_dir(cfg.SHAPES.LEVEL)}) or set SHAPES.LEVEL={have}")
-        return
-    if int(os.environ.get("RANK", "0")) == 0:
-        from .data.synthetic.shapes import default_dir, prepare_shapes
-        level = cfg.SHAPES.LEVEL
-        scenes = data_dir if cfg.DATASET_NAME == "shapes" else data_dir.parent / Path(default_dir(level)).name
-        if not (scenes / "meta.json").is_file():
-            print(f"preparing shapes ({level}) in {scenes} (first run only)", flush=True)
-            prepare_shapes(scenes, level=level, num_train=cfg.SHAPES.NUM_TRAIN, num_test=cfg.SHAPES.NUM_TEST,
-                           size=cfg.SHAPES.SIZE or None, seed=SHAPES_DEFAULTS["seed"])
-        if cfg.DATASET_NAME == "shapes_aligned":
-            from .data.synthetic.shapes_aligned import export_aligned
-            print(f"exporting label-map -> photo pairs of {scenes} into {data_dir} (first run only)", flush=True)
-            export_aligned(scenes, data_dir)
-    _wait_for(data_dir)
-
-
-def _wait_for(data_dir: Path) -> None:
-    """Other torchrun ranks wait for rank 0's generator (meta.json is written last)."""
-    deadline = time.time() + 1800
-    while not (data_dir / "meta.json").is_file():
-        if time.time() > deadline:
-            raise GanstackError(f"{data_dir}: rank 0 did not finish preparing the embedded data in 30 min")
-        time.sleep(1)
 
 
 def cmd_train(args) -> int:

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from ..config import Config
+from ..data.synthetic.embedded import embedded
 from ..errors import GanstackError
 from ..io import write_text_atomic
 from ..variants import get_variant
@@ -84,10 +85,6 @@ def from_authors_checkpoint(state: dict) -> dict:
     return {"nets": nets, "step": None}
 
 
-# Images generated for IS/FID on the big sets, as AttnGAN / OP-GAN / DM-GAN / StackGAN++ report them.
-PROTOCOL_IMAGES = {"birds": 30000, "cub": 30000, "coco": 30000, "bedroom": 30000}
-
-
 def _generated_stream(variant, conditions, noise, batch_size: int, save_dir: Path | None):
     """uint8 batches from the generator, optionally also written as PNGs."""
     from ..metrics.distribution import to_uint8
@@ -118,18 +115,12 @@ def _extractors(cfg: Config, device) -> tuple[dict, dict]:
         extractors["inception"] = InceptionFeatures(cfg.EVAL.INCEPTION_WEIGHTS, device)
     else:
         skipped["inception"] = "EVAL.INCEPTION_WEIGHTS is empty: no Inception IS/FID/KID"
-    if is_shapes(cfg):
-        from ..metrics.shapes_judge import judge_cache_file, load_or_train_judge
-        from ..metrics.suite import JudgeFeatures
-        judge = load_or_train_judge(cfg.DATA_DIR, device=str(device), seed=0)
-        extractors["judge"] = JudgeFeatures(judge, judge_cache_file(cfg.DATA_DIR))
+    judge = embedded(cfg).caption_judge(cfg, device)
+    if judge is not None:
+        extractors["judge"] = judge
     else:
         skipped["judge"] = "no judge for this dataset (judges exist for the embedded datasets)"
     return extractors, skipped
-
-
-def is_shapes(cfg: Config) -> bool:
-    return cfg.DATASET_NAME == "shapes" and (Path(cfg.DATA_DIR) / "meta.json").is_file()
 
 
 def generation_metrics(cfg: Config, variant, split: str, seed: int, save_dir: Path | None = None, *,
@@ -147,7 +138,7 @@ def generation_metrics(cfg: Config, variant, split: str, seed: int, save_dir: Pa
     indices = [i for i in indices for _ in range(per)]
     if conditions is not None:
         conditions = conditions.repeat_interleave(per, dim=0)
-    count = ev.NUM_IMAGES or PROTOCOL_IMAGES.get(cfg.DATASET_NAME.lower(), 0)
+    count = ev.NUM_IMAGES or embedded(cfg).protocol_images(cfg)
     if count > 0:  # cycle through the captions up to the protocol's count
         pool = list(range(len(indices)))
         if spread_captions:
@@ -189,11 +180,10 @@ def generation_metrics(cfg: Config, variant, split: str, seed: int, save_dir: Pa
     report.update(scores)
     report["reference_cache"] = cache.events
     if "judge" in extractors and conditions is not None:  # unconditional images have no caption to match
-        from ..metrics.shapes_judge import load_labels, score_predictions
-        labels = load_labels(cfg.DATA_DIR, split)
-        report["object_accuracy"] = score_predictions(features["judge"]["probs"] > 0.5, labels[indices])
+        data = embedded(cfg)
+        report["object_accuracy"] = data.object_accuracy(cfg, split, features["judge"]["probs"], indices)
         real = cache.features(extractors["judge"], real_stream)  # read once above: a memory hit
-        report["object_accuracy_real"] = score_predictions(real["probs"] > 0.5, labels)
+        report["object_accuracy_real"] = data.object_accuracy(cfg, split, real["probs"])
     return report
 
 
@@ -250,10 +240,8 @@ def evaluate_checkpoint(cfg: Config, *, ckpt: str | None, split: str, seed: int,
             metrics.update(generation_metrics(cfg, variant, split, seed, save_dir))
             if cfg.EVAL.SOA_CAPTIONS:
                 metrics["soa"] = soa_metrics(cfg, variant, seed)
-        elif is_shapes(cfg):  # no generator: the judge's real-image row alone
-            from ..metrics.shapes_judge import evaluate_real, load_or_train_judge
-            judge = load_or_train_judge(cfg.DATA_DIR, device=str(variant.device), seed=0)
-            metrics["object_accuracy_real"] = evaluate_real(judge, cfg.DATA_DIR, split=split)
+        else:  # no generator: the embedded dataset's judges score the real images alone
+            metrics.update(embedded(cfg).real_report(cfg, split, variant.device))
     report = {"variant": cfg.VARIANT, "checkpoint": str(path), "step": state["step"], "split": split,
               "seed": seed, "data_dir": cfg.DATA_DIR, **metrics}
     write_text_atomic(out_path, json.dumps(report, indent=2) + "\n")

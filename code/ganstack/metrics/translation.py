@@ -13,11 +13,11 @@ from the eval seed), then:
 """
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..data.synthetic.embedded import embedded
 from . import distribution as dist
 
 
@@ -86,10 +86,6 @@ def inception_scores(cfg, outputs_u8: torch.Tensor, targets: torch.Tensor, split
     return scores
 
 
-def is_shapes_pairs(cfg) -> bool:
-    return cfg.DATASET_NAME == "shapes_aligned" and (Path(cfg.DATA_DIR) / "meta.json").is_file()
-
-
 def translation_metrics(cfg, variant, split: str, seed: int) -> dict:
     inputs, outputs, targets = _translate_split(cfg, variant, split, seed)
     skipped = {}
@@ -99,8 +95,9 @@ def translation_metrics(cfg, variant, split: str, seed: int) -> dict:
                            "skipped": skipped},
               "l1": float(np.mean(np.abs(outputs.float().numpy() / 127.5 - 1.0 - targets.float().numpy())))}
     three_channels = outputs.shape[1] == 3 and targets.shape[1] == 3
-    if is_shapes_pairs(cfg) and cfg.DATA.DIRECTION == "AtoB":
-        report.update(shapes_pair_scores(cfg, inputs, outputs, targets, variant.device))
+    pair_scores = embedded(cfg).pair_scores(cfg, inputs, outputs, targets, variant.device)
+    if pair_scores is not None:
+        report.update(pair_scores)
     else:
         skipped["fcn_score"] = "the FCN-score needs the shapes pairs (DATASET_NAME shapes_aligned, DIRECTION AtoB)"
     if cfg.EVAL.INCEPTION_WEIGHTS and three_channels:
