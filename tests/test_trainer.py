@@ -193,6 +193,23 @@ def test_a_bad_mlflow_uri_or_logger_name_is_one_line(tmp_path, coco_dir, capsys)
     assert "MLFLOW.TRACKING_URI=nosuchscheme://x: cannot log there" in err and len(err.strip().splitlines()) == 1
 
 
+def test_max_minutes_stops_training_and_counts_the_time_over_resumes(tmp_path, coco_dir, capsys):
+    cfg = tiny_damsm_cfg(tmp_path, coco_dir)
+    endless = ["--set", "TRAIN.MAX_STEPS=100000", "--set", "TRAIN.SNAPSHOT_INTERVAL=100000"]
+    assert main(["train", str(cfg), "--device", "cpu", *endless, "--set", "TRAIN.MAX_MINUTES=0.02"]) == 0
+    assert "TRAIN.MAX_MINUTES=0.02 of training reached" in capsys.readouterr().out
+    folder = tmp_path / "output" / "tiny" / "checkpoints"
+    first = load_checkpoint(latest_checkpoint(folder))
+    assert 0 < first["step"] < 100000 and first["train_seconds"] >= 1.2
+    # the same command again: the budget is spent, so not one step more
+    assert main(["train", str(cfg), "--device", "cpu", *endless, "--set", "TRAIN.MAX_MINUTES=0.02"]) == 0
+    assert load_checkpoint(latest_checkpoint(folder))["step"] == first["step"]
+    # a larger budget continues the run from where it stopped
+    assert main(["train", str(cfg), "--device", "cpu", *endless, "--set", "TRAIN.MAX_MINUTES=0.04"]) == 0
+    second = load_checkpoint(latest_checkpoint(folder))
+    assert second["step"] > first["step"] and second["train_seconds"] >= 2.4
+
+
 def test_restart_sets_the_old_run_aside(tmp_path, coco_dir):
     cfg = tiny_damsm_cfg(tmp_path, coco_dir)
     assert main(["train", str(cfg), "--device", "cpu", "--set", "TRAIN.MAX_STEPS=2"]) == 0

@@ -43,6 +43,9 @@ DEFAULTS: dict[str, Any] = {
         "BATCH_SIZE": 48,        # per process; the global batch is this × world size
         "MAX_EPOCH": 600,
         "MAX_STEPS": 0,          # > 0 stops after this many optimiser steps (overrides MAX_EPOCH)
+        "MAX_MINUTES": 0.0,      # > 0 also stops after this many minutes of training steps (data loading
+                                 # included; start-up, checkpoints and evaluation not), summed over resumes;
+                                 # the learning-rate schedule still runs to MAX_STEPS / MAX_EPOCH
         "SNAPSHOT_INTERVAL": 2000,   # steps between checkpoints
         "KEEP_CHECKPOINTS": 3,   # the last K periodic checkpoints are kept
         "LOG_INTERVAL": 50,      # steps between scalar logs

@@ -100,6 +100,7 @@ class Trainer:
                                 f"images each process gets from {cfg.DATA_DIR}: lower TRAIN.BATCH_SIZE")
         self.total_steps = cfg.TRAIN.MAX_STEPS or cfg.TRAIN.MAX_EPOCH * self.steps_per_epoch
         self.plateau = Plateau()  # TRAIN.LR_SCHEDULE plateau: fed the epoch means of variant.plateau_metric
+        self.train_seconds = 0.0  # time in training steps over every run of this folder (TRAIN.MAX_MINUTES)
         self.resumed_from = self._resume(resume)
 
     # ----------------------------------------------------------------- set-up
@@ -148,6 +149,7 @@ class Trainer:
         self.plateau.load_state_dict(state.get("plateau", self.plateau.state_dict()))
         self.variant.load_training_state(state.get("variant_state", {}))
         self.step, self.epoch, self.pos = state["step"], state["epoch"], state["pos"]
+        self.train_seconds = float(state.get("train_seconds", 0.0))
         rngs = state["rng"]
         if len(rngs) != self.env.world or state.get("batch_size") != self.batch_size:
             print(f"warning: {path} was written by {len(rngs)} process(es) with batch {state.get('batch_size')}; "
@@ -188,7 +190,7 @@ class Trainer:
         return {
             "version": CHECKPOINT_VERSION,
             "variant": self.cfg.VARIANT,
-            "step": self.step, "epoch": self.epoch, "pos": self.pos,
+            "step": self.step, "epoch": self.epoch, "pos": self.pos, "train_seconds": self.train_seconds,
             "batch_size": self.batch_size,
             "nets": {n: unwrap(net).state_dict() for n, net in self.variant.nets.items()},
             "ema": self.ema.state_dict(),
@@ -266,11 +268,13 @@ class Trainer:
         previous = {s: signal.signal(s, self._on_signal) for s in _EXIT_CODES}
         try:
             self._write_run_header(logger)
-            paused = self._loop(logger, pause)
+            ended = self._loop(logger, pause)
             if self.stop_signal is None:
                 path = self.save()
                 logger.finished = True
-                logger.info(f"{'paused' if paused else 'finished'} at step {self.step}; checkpoint {path}")
+                how = {"paused": "paused", "budget": f"TRAIN.MAX_MINUTES={cfg.TRAIN.MAX_MINUTES} of training "
+                       "reached", "done": "finished"}[ended]
+                logger.info(f"{how} at step {self.step}; checkpoint {path}")
         except NonFiniteLoss as e:
             last = latest_checkpoint(self.ckpt_dir)
             raise GanstackError(f"{e}; training stopped, last good checkpoint: {last or 'none yet'}") from None
@@ -291,12 +295,20 @@ class Trainer:
             logger.close()
         return self.run_dir
 
-    def _loop(self, logger: Logger, pause: Callable[[int], bool] | None = None) -> bool:
-        """The steps up to total_steps; True when `pause` ended them earlier."""
+    def _out_of_time(self) -> bool:
+        budget = self.cfg.TRAIN.MAX_MINUTES * 60
+        if budget <= 0:  # the same config on every rank: no collective needed
+            return False
+        return distributed.any_rank(self.env, self.train_seconds >= budget)
+
+    def _loop(self, logger: Logger, pause: Callable[[int], bool] | None = None) -> str:
+        """The steps up to total_steps ("done"), or fewer: "paused" by `pause`, "budget" at TRAIN.MAX_MINUTES."""
         cfg, env = self.cfg, self.env
         self.variant.train(True)
         images_seen, busy, data_wait, skipped = 0, 0.0, 0.0, 0
         while self.step < self.total_steps:
+            if self._out_of_time():  # also a resumed run whose budget is spent: no step more
+                return "budget"
             batches = iter(self._loader())
             fetched = trained = 0  # batches and steps of this epoch (in this call)
             while self.step < self.total_steps:
@@ -328,6 +340,7 @@ class Trainer:
                 t2 = time.perf_counter()
                 images_seen += batch.get("size", self.batch_size) * env.world
                 busy, data_wait = busy + (t2 - t0), data_wait + (t1 - t0)
+                self.train_seconds += t2 - t0
                 logger.accumulate(scalars)
                 if self.step % cfg.TRAIN.LOG_INTERVAL == 0 or self.step == self.total_steps:
                     extra = {f"lr/{k}": v for k, v in self.updater.lrs().items()}
@@ -345,8 +358,10 @@ class Trainer:
                 if self.step % cfg.TRAIN.SNAPSHOT_INTERVAL == 0 and self.step < self.total_steps:
                     self.save()
                 if pause is not None and self.step < self.total_steps and distributed.any_rank(env, pause(self.step)):
-                    return True
-        return False
+                    return "paused"
+                if self.step < self.total_steps and self._out_of_time():
+                    return "budget"
+        return "done"
 
     def _stop(self, logger: Logger) -> None:
         signum = self.stop_signal or signal.SIGTERM  # another rank may have received it
