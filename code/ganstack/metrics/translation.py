@@ -13,7 +13,6 @@ from the eval seed), then:
 """
 from __future__ import annotations
 
-
 import numpy as np
 import torch
 
