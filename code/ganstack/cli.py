@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
 import sys
 import warnings
 from pathlib import Path
 
+from .data.synthetic.embedded import FACES_DEFAULTS, SHAPES_DEFAULTS, ensure_data
 from .errors import GanstackError
 from .serve.limits import LIMIT_HELP, Limits
-
-from .data.synthetic.embedded import FACES_DEFAULTS, SHAPES_DEFAULTS, ensure_data
 
 
 def _add_config_args(p: argparse.ArgumentParser) -> None:
@@ -177,7 +175,8 @@ def cmd_train(args) -> int:
         run_dir = train(cfg, device=args.device, resume=args.resume, restart=args.restart)
     except Interrupted as stop:
         return stop.exit_code
-    if int(os.environ.get("RANK", "0")) == 0:
+    from .engine.distributed import launch_rank
+    if launch_rank() == 0:
         print(f"done: {run_dir}  (tensorboard --logdir {run_dir})")
     return 0
 

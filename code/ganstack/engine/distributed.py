@@ -40,11 +40,16 @@ def choose_kernels(deterministic: bool) -> None:
     torch.backends.cudnn.benchmark = not deterministic
 
 
+def launch_rank() -> int:
+    """torchrun's RANK of this process (0 outside torchrun), readable before setup()."""
+    return int(os.environ.get("RANK", "0"))
+
+
 def setup(device: str = "auto", timeout_s: float = 1800, deterministic: bool = False) -> DistEnv:
     """Read torchrun's RANK/WORLD_SIZE/LOCAL_RANK; pick the device; init the group, whose
     collectives give up after `timeout_s` seconds (TRAIN.DIST_TIMEOUT) of waiting for a peer."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
+    rank = launch_rank()
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     use_cuda = torch.cuda.is_available() if device == "auto" else device.startswith("cuda")
     choose_kernels(deterministic)

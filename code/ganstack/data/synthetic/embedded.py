@@ -24,7 +24,6 @@ evaluation then reports what the standard pretrained networks give.
 """
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -37,7 +36,8 @@ PROTOCOL_IMAGES = {"birds": 30000, "cub": 30000, "coco": 30000, "bedroom": 30000
 
 
 def _is_writer() -> bool:
-    return int(os.environ.get("RANK", "0")) == 0
+    from ...engine.distributed import launch_rank
+    return launch_rank() == 0
 
 
 def wait_for(data_dir: Path) -> None:
