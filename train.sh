@@ -5,11 +5,12 @@
 #            cpu or -1 -> CPU; cpu:N -> N CPU processes (gloo), for testing DDP.
 #   CFG      YAML config; data/shapes* is generated when a config needs it and it is missing
 # Without CFG: the default job (scripts/default_job.sh) on GPU_IDS (default cpu): DAMSM on the
-# single shapes level unless its encoder exists, AttnGAN on it, a gallery and an eval report.
-# Installs into .venv on first use.
+# single shapes level, AttnGAN on it, a gallery and an eval report, in GANSTACK_JOB_MINUTES (30)
+# from here. Installs into .venv on first use.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$root"
+export GANSTACK_JOB_START="${GANSTACK_JOB_START:-$(date +%s)}"   # the default job's clock starts with the install
 "$root/scripts/bootstrap.sh"
 py="$root/.venv/bin/python"
 ids="${1:-cpu}"
