@@ -5,6 +5,7 @@
     .venv/bin/python scripts/learning_curve.py cfg/pix2pix/shapes.yml --max-steps 1800 --every-steps 150
     .venv/bin/python scripts/learning_curve.py --plot-only output/attngan_shapes_curve/learning_curve.csv
     .venv/bin/python scripts/learning_curve.py --compare a.csv b.csv --labels paper reference --out fig.png
+    .venv/bin/python scripts/learning_curve.py --compare a.csv b.csv --offsets 6 26.5 --out fig.png  # + encoder time
 
 The config trains on the shared trainer (what `ganstack train` runs), in one process, pausing every
 --every minutes of training (or --every-steps steps) to evaluate the current weights with the metrics
@@ -119,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="only redraw the PNG from a CSV (default: the CSV of CFG's curve)")
     ap.add_argument("--compare", nargs="+", metavar="CSV", help="draw several curves' CSVs on one figure")
     ap.add_argument("--labels", nargs="+", help="with --compare: a legend label per CSV")
+    ap.add_argument("--offsets", nargs="+", type=float, metavar="MINUTES",
+                    help="with --compare: minutes added to each curve's x axis, e.g. the CPU minutes of the text "
+                         "encoder it was trained on, to draw whole pipelines against one clock")
     return ap
 
 
@@ -648,17 +652,23 @@ def compare(args) -> int:
     paths = [_csv_of(p) for p in args.compare]
     if args.labels and len(args.labels) != len(paths):
         raise GanstackError(f"--labels: {len(args.labels)} labels for {len(paths)} CSVs")
+    offsets = args.offsets or [0.0] * len(paths)
+    if len(offsets) != len(paths) or min(offsets) < 0:
+        raise GanstackError(f"--offsets: give one number of minutes >= 0 per CSV ({len(paths)}), got {offsets}")
     curves = []
     for n, path in enumerate(paths):
         rows, meta = read_rows(path), read_meta(path)
         if not rows:
             raise GanstackError(f"{path}: no rows to plot")
+        x = _x_column(meta)
+        rows = [dict(r, **{x: (r.get(x) or 0.0) + offsets[n]}) for r in rows]
         label = args.labels[n] if args.labels else (
             " ".join(meta.get("overrides", [])) or meta.get("config") or path.parent.name)
         curves.append((label, rows, meta))
     configs = sorted({c[2].get("config", "?") for c in curves})
+    shifted = "; each curve starts at its --offsets" if any(offsets) else ""
     png = plot_curves(curves, _png_out(args.out, Path("output/learning_curves.png")),
-                      title=textwrap.fill("learning curves: " + ", ".join(configs), 110))
+                      title=textwrap.fill("learning curves: " + ", ".join(configs) + shifted, 110))
     print(f"plot: {png}")
     return 0
 

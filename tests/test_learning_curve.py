@@ -162,6 +162,13 @@ def test_text_to_image_curve_continues_exactly_and_redraws(tmp_path, shapes_dir,
     assert learning_curve.main(["--compare", str(run / "learning_curve.csv"), str(other), "--labels", "paper",
                                 "reference", "--out", str(tmp_path / "both.png")]) == 0
     assert_small_png(tmp_path / "both.png")
+    # --offsets shifts each curve (e.g. by its text encoder's minutes); a count that does not fit is one line
+    assert learning_curve.main(["--compare", str(run / "learning_curve.csv"), str(other), "--offsets", "0", "6.5",
+                                "--out", str(tmp_path / "shifted.png")]) == 0
+    assert_small_png(tmp_path / "shifted.png")
+    capsys.readouterr()
+    assert learning_curve.main(["--compare", str(other), "--offsets", "1", "2"]) == 2
+    assert "--offsets: give one number of minutes >= 0 per CSV (1)" in capsys.readouterr().err
 
 
 def test_pix2pix_curve_has_fcn_scores_beside_the_real_photos(tmp_path):
