@@ -49,7 +49,8 @@ DEFAULT_EVAL_IMAGES = 1200
 CSV_NAME = "learning_curve.csv"
 
 PROGRESS = ["step", "epochs", "images_seen", "train_minutes", "cpu_minutes", "eval_minutes", "eval_images"]
-JUDGED = ["colour_accuracy", "shape_accuracy", "exact_match", "object_recall", "class_recall", "soa_c", "soa_i"]
+JUDGED = ["colour_accuracy", "shape_accuracy", "exact_match", "object_recall", "class_recall", "soa_c", "soa_i",
+          "soa_c_iou", "soa_i_iou"]
 TEXT_METRICS = JUDGED + ["judge_fid", "r_precision", "r_precision_std", "inception_fid"]
 TEXT_REAL = [f"{k}_real" for k in JUDGED] + ["r_precision_real"]
 PAIR_METRICS = ["fcn_pixel_accuracy", "fcn_class_accuracy", "fcn_class_iou", "l1", "segmenter_fid", "inception_fid"]

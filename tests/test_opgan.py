@@ -141,6 +141,27 @@ def test_eval_reports_soa_with_the_judge_beside_the_real_images(tmp_path, shapes
     assert gen["num_images"] == 240  # SOA's 3 images per caption, each on its image's layout
     for scores in (gen, real):
         assert 0 <= scores["soa_i"] <= 1 and scores["soa_c"] == pytest.approx(scores["class_recall"])
+        assert "soa_c_iou" not in scores  # EVAL.BOX_IOU is off
+
+
+def test_eval_reports_box_iou_from_the_level_segmenter(tmp_path, shapes_dir, damsm_dir, monkeypatch, capsys):
+    """EVAL.BOX_IOU: the segmenter trained on the level's label maps finds the boxes; the real images'
+    own boxes are the reference row (a one-step segmenter finds little: the scores are in range)."""
+    monkeypatch.chdir(tmp_path)
+    import ganstack.metrics.shapes_judge as judge
+    import ganstack.metrics.shapes_segmenter as segmenter
+    for module, name in ((judge, "load_or_train_judge"), (segmenter, "load_or_train_segmenter")):
+        original = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *a, _f=original, **k: _f(*a, **{**k, "max_steps": 2}))
+    cfg = tiny_cfg(tmp_path, shapes_dir, damsm_dir)
+    assert main(["train", str(cfg), "--device", "cpu", *sets(TRAIN__MAX_STEPS=1)]) == 0
+    capsys.readouterr()
+    assert main(["eval", str(cfg), "--device", "cpu", "--set", "EVAL.KID_SUBSET_SIZE=8", "--set", "EVAL.IS_SPLITS=4",
+                 "--set", "EVAL.BOX_IOU=true"]) == 0
+    assert f"shapes segmenter: training on {shapes_dir}" in capsys.readouterr().err
+    report = json.loads((tmp_path / "output/tiny/eval/checkpoint_00000001.json").read_text())
+    for scores in (report["object_accuracy"], report["object_accuracy_real"]):
+        assert 0 <= scores["soa_c_iou"] <= 1 and 0 <= scores["soa_i_iou"] <= 1
 
 
 def test_the_layout_steers_the_generator(tmp_path, shapes_dir, damsm_dir):

@@ -105,3 +105,19 @@ def test_a_damaged_judge_cache_is_a_one_line_error(data_dir, tmp_path):
     with pytest.raises(GanstackError, match="delete it") as err:
         sj.load_or_train_judge(data_dir, cache_dir=tmp_path, seed=0, max_steps=STEPS)
     assert len(str(err.value).splitlines()) == 1
+
+
+def test_box_iou_scores_follow_soas_iou_protocol():
+    """Per image and named class the best IoU of its true and detected boxes; a class never detected scores 0
+    in SOA-C-IoU, and SOA-I-IoU weights classes by their images."""
+    labels = np.array([[[0], [7], [-1]], [[0], [-1], [-1]]])
+    truth = np.array([[[0.0, 0.0, 0.5, 0.5], [0.5, 0.5, 0.5, 0.5], [-1] * 4],
+                      [[0.0, 0.0, 0.5, 0.5], [-1] * 4, [-1] * 4]])
+    boxes = torch.zeros(2, sj.NUM_CLASSES, 2, 4)
+    boxes[0, 0, 0] = torch.tensor([0.0, 0.0, 0.5, 0.5])      # image 0, class 0: exact
+    boxes[1, 0, 1] = torch.tensor([0.0, 0.0, 0.5, 0.25])     # image 1, class 0: half of it (IoU 0.5)
+    pred = sj.multi_hot(labels) > 0.5
+    scores = sj.score_predictions(pred, labels, boxes, truth)   # class 7 present, but no box found
+    assert scores["soa_c_iou"] == pytest.approx((0.75 + 0.0) / 2)
+    assert scores["soa_i_iou"] == pytest.approx((2 * 0.75 + 1 * 0.0) / 3)
+    assert "soa_c_iou" not in sj.score_predictions(pred, labels)

@@ -156,3 +156,32 @@ def test_outputs_keep_the_input_size(cached):
         assert pred.min() >= 0 and pred.max() < NUM_LABELS
         assert net.features(photos).shape == (2, net.feature_dim)
     assert np.isfinite(net.features(photos).numpy()).all()
+
+
+def test_region_boxes_gives_one_box_per_connected_region_of_a_class():
+    ids = np.zeros((8, 8), np.int64)
+    ids[0:2, 0:3] = 5      # class 4: a 2x3 region top left ...
+    ids[4:8, 4:8] = 5      # ... and a larger 4x4 one bottom right: listed first
+    ids[7, 0] = 9          # class 8: one pixel, speckle below MIN_REGION_PIXELS
+    boxes = seg.region_boxes(ids, per_class=3, min_pixels=2)
+    assert boxes.shape == (36, 3, 4)
+    np.testing.assert_allclose(boxes[4], [[0.5, 0.5, 1.0, 1.0], [0.0, 0.0, 3 / 8, 2 / 8], [0, 0, 0, 0]])
+    assert not boxes[8].any() and not np.delete(boxes, 4, axis=0).any()
+
+
+def test_a_shapes_levels_label_maps_give_back_its_boxes(tmp_path):
+    """The segmenter's training targets on a shapes level: its label maps, whose regions are the objects
+    of bboxes.pickle (so perfect segmentations score IoU near 1), and a segmenter trains on them."""
+    from ganstack.data.pickles import load_pickle
+    from ganstack.metrics.shapes_judge import load_labels, multi_hot, score_predictions
+    data = tmp_path / "single"
+    assert cli.main(["prepare", "shapes", "--level", "single", "--num-train", "16", "--num-test", "12",
+                     "--size", "64", "--out", str(data)]) == 0
+    photos, ids = seg.load_level(data, "test")
+    assert photos.shape == (12, 3, 64, 64) and ids.shape == (12, 64, 64) and ids.max() <= 36
+    labels, truth = load_labels(data, "test"), np.asarray(load_pickle(data / "test" / "bboxes.pickle"))
+    boxes = torch.from_numpy(np.stack([seg.region_boxes(m.numpy()) for m in ids]))
+    scores = score_predictions(multi_hot(labels) > 0.5, labels, boxes, truth)
+    assert scores["soa_c_iou"] > 0.75 and scores["soa_i_iou"] > 0.75
+    net = seg.load_or_train_segmenter(data, cache_dir=tmp_path / "judges", max_steps=2)
+    assert seg.detect_boxes(net, seg.to_unit_range(photos[:3])).shape == (3, 36, seg.BOXES_PER_CLASS, 4)

@@ -294,6 +294,9 @@ DEFAULTS: dict[str, Any] = {
         "KID_SUBSET_SIZE": 1000,         # images per KID subset; both sets need at least this many
         "STATS_DIR": "models/stats",     # cached features of the real images
         "SAVE_IMAGES": False,            # also write the generated images as PNGs under output/<run>/eval/
+        "BOX_IOU": False,                # shapes levels: also SOA's IoU scores (soa_c_iou, soa_i_iou), the objects' boxes
+                                         # found by the shapes segmenter trained on the level's label maps (once,
+                                         # cached beside the judge: about 3 minutes on one CPU core)
         # Semantic Object Accuracy from the official caption files (Hinz et al.; metrics/soa.py), run when
         # SOA_CAPTIONS names the folder of label_XX_<name>.pkl files; the detector is YOLOv3 from darknet files
         "SOA_CAPTIONS": "",

@@ -181,9 +181,9 @@ def generation_metrics(cfg: Config, variant, split: str, seed: int, save_dir: Pa
     report["reference_cache"] = cache.events
     if "judge" in extractors and conditions is not None:  # unconditional images have no caption to match
         data = embedded(cfg)
-        report["object_accuracy"] = data.object_accuracy(cfg, split, features["judge"]["probs"], indices)
+        report["object_accuracy"] = data.object_accuracy(cfg, split, features["judge"], indices)
         real = cache.features(extractors["judge"], real_stream)  # read once above: a memory hit
-        report["object_accuracy_real"] = data.object_accuracy(cfg, split, real["probs"])
+        report["object_accuracy_real"] = data.object_accuracy(cfg, split, real)
     return report
 
 

@@ -19,6 +19,11 @@ probability is above 0.5 and each image's true classes taken as a set
   colour_accuracy  mean over images of the fraction of its classes whose colour
                    is detected on some shape (shape may be wrong)
   shape_accuracy   likewise for the shape, in some colour
+  soa_c_iou, soa_i_iou
+                   SOA's IoU scores, given detected boxes (the shapes segmenter's regions,
+                   metrics/shapes_segmenter.detect_boxes) and the split's boxes: per image and
+                   named class the best IoU between its true and detected boxes, averaged over
+                   the images having both (0 for a class with none), then per class / per image
 """
 from __future__ import annotations
 
@@ -40,7 +45,7 @@ from ..data.pickles import load_pickle
 from ..data.synthetic.shapes import COLOURS, NUM_CLASSES, class_name, load_meta
 from ..errors import GanstackError
 from ..io import atomic_path
-from .soa import ClassResult, soa_scores
+from .soa import ClassResult, box_iou, soa_scores
 
 JUDGE_VERSION = 1
 JUDGE_SIZE = 64
@@ -244,17 +249,21 @@ def load_or_train_judge(data_dir: str | Path, cache_dir: str | Path = "models/ju
 
 
 # ------------------------------------------------------------------ scoring
-def score_predictions(pred: torch.Tensor, labels) -> dict:
-    """Metrics (module docstring) from boolean predictions (B, NUM_CLASSES) and true labels."""
+def score_predictions(pred: torch.Tensor, labels, boxes: torch.Tensor | None = None, true_boxes=None) -> dict:
+    """Metrics (module docstring) from boolean predictions (B, NUM_CLASSES) and true labels; with
+    detected `boxes` (B, NUM_CLASSES, K, 4 xyxy, zero rows: none) and the images' `true_boxes`
+    (B, objects, 4 [x, y, w, h] normalised, rows in label order, -1 padding) also SOA's IoU scores."""
     truth = true_sets(labels)
     pred = pred.bool().cpu().numpy()
     if len(truth) != len(pred):
         raise GanstackError(f"judge: {len(pred)} images but {len(truth)} label rows")
+    ious = None if boxes is None else _best_ious(boxes, labels, true_boxes)
     shape_of = np.arange(NUM_CLASSES) // len(COLOURS)
     colour_of = np.arange(NUM_CLASSES) % len(COLOURS)
     exact, recall, colour_acc, shape_acc = [], [], [], []
     hits, counts = np.zeros(NUM_CLASSES), np.zeros(NUM_CLASSES)
-    for p, t in zip(pred, truth):
+    iou_sums, iou_counts = np.zeros(NUM_CLASSES), np.zeros(NUM_CLASSES)
+    for i, (p, t) in enumerate(zip(pred, truth)):
         exact.append(set(np.flatnonzero(p).tolist()) == t)
         if not t:
             continue
@@ -266,15 +275,46 @@ def score_predictions(pred: torch.Tensor, labels) -> dict:
         for c, f in zip(t, found):
             counts[c] += 1
             hits[c] += f
+            if ious is not None and ious[i].get(c) is not None:
+                iou_sums[c] += ious[i][c]
+                iou_counts[c] += 1
     seen = counts > 0
     mean = lambda v: float(np.mean(v)) if len(v) else float("nan")  # noqa: E731
     out = {"exact_match": mean(exact), "object_recall": mean(recall),
            "class_recall": mean(hits[seen] / counts[seen]), "colour_accuracy": mean(colour_acc),
            "shape_accuracy": mean(shape_acc), "num_images": len(pred)}
     if seen.any():  # the judge as SOA's detector: each image counts for every class its caption names
-        soa = soa_scores([ClassResult(int(c), class_name(int(c)), int(counts[c]), int(hits[c]))
-                          for c in np.flatnonzero(seen)]).scores
+        classes = [ClassResult(int(c), class_name(int(c)), int(counts[c]), int(hits[c]))
+                   for c in np.flatnonzero(seen)]
+        if ious is not None:
+            for r in classes:
+                r.iou_images = int(iou_counts[r.label])
+                r.iou = float(iou_sums[r.label] / iou_counts[r.label]) if iou_counts[r.label] else 0.0
+        soa = soa_scores(classes).scores
         out.update(soa_c=soa["SOA-C"], soa_i=soa["SOA-I"])
+        if ious is not None:
+            out.update(soa_c_iou=soa["SOA-C-IoU"], soa_i_iou=soa["SOA-I-IoU"])
+    return out
+
+
+def _best_ious(boxes: torch.Tensor, labels, true_boxes) -> list[dict[int, float]]:
+    """Per image, class -> the best IoU between its true boxes and its detected boxes (classes with both)."""
+    if true_boxes is None:
+        raise GanstackError("judge: detected boxes need the images' true boxes (bboxes.pickle) to score IoU")
+    boxes = np.asarray(boxes.cpu() if torch.is_tensor(boxes) else boxes)
+    rows = np.asarray(labels.cpu() if torch.is_tensor(labels) else labels).reshape(len(boxes), -1)
+    true_boxes = np.asarray(true_boxes, dtype=np.float64).reshape(len(boxes), -1, 4)
+    out = []
+    for found, row, truth in zip(boxes, rows, true_boxes):
+        best: dict[int, float] = {}
+        for c, (x, y, w, h) in zip(row, truth):
+            if c < 0:
+                continue
+            dets = [b for b in found[c] if b[2] > b[0]]
+            if dets:
+                score = max(box_iou((x, y, x + w, y + h), b) for b in dets)
+                best[int(c)] = max(best.get(int(c), 0.0), score)
+        out.append(best)
     return out
 
 

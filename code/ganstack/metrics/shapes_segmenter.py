@@ -22,6 +22,12 @@ not NaN, and still counts in the means (a split missing k classes can reach
 at most (NUM_LABELS - k) / NUM_LABELS on both means), as in pix2pix.
 
 The pooled bottleneck features (`features`) serve a domain FID/KID of photos.
+
+On a shapes level (text-to-image) the same net, trained on the level's photos and label maps
+(labelmaps/<key>.png), is the box detector of SOA's IoU scores: `detect_boxes` turns each
+connected region of a class in its segmentation into a box (the shapes judge says which classes
+are present, but its 16x16 class map marks only a few cells of an object: boxes from it overlap
+the real images' own boxes by IoU 0.07-0.18).
 """
 from __future__ import annotations
 
@@ -37,16 +43,21 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from ..data.synthetic.shapes import COLOURS, NUM_CLASSES, SHAPES
+from scipy import ndimage
+
+from ..data.pickles import load_pickle
+from ..data.synthetic.shapes import COLOURS, NUM_CLASSES, SHAPES, load_meta
 from ..data.synthetic.shapes_aligned import NUM_LABELS, decode_labelmap, load_aligned_meta
 from ..errors import GanstackError
 from ..io import atomic_path
-from .shapes_judge import _block, fit_small_net, to_unit_range, trained_model_file
+from .shapes_judge import _block, fit_small_net, load_split, to_unit_range, trained_model_file
 
 SEGMENTER_VERSION = 1
 SEGMENTER_SIZE = 64
 DEFAULT_EPOCHS = 10  # the shapes are learnt suddenly, around epoch 6-7; 10 leaves a margin (~90 s, 2 cores)
 IGNORE = -100  # label of pixels shifted in from outside the image: no loss there
+BOXES_PER_CLASS = 4  # detect_boxes: regions kept per class and image, largest first
+MIN_REGION_PIXELS = 8  # smaller regions of a class are speckle, not an object (a small shape covers ~60 at 64 px)
 
 
 class ShapesSegmenter(nn.Module):
@@ -147,6 +158,41 @@ def _read_pair(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return pair[:, :size], pair[:, size:]
 
 
+def load_level(data_dir: str | Path, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(photos uint8 (N, 3, S, S), class ids (N, S, S) int64) of a shapes level's split, in file order:
+    its images and labelmaps/<key>.png (0 background, class id + 1 on each object's pixels)."""
+    photos, _ = load_split(data_dir, split)
+    maps = []
+    for key in (str(k) for k in load_pickle(Path(data_dir) / split / "filenames.pickle")):
+        path = Path(data_dir) / "labelmaps" / f"{key}.png"
+        try:
+            maps.append(np.asarray(Image.open(path)))
+        except OSError as e:
+            raise GanstackError(f"{path}: unreadable ({e}); prepare the set again") from None
+        if maps[-1].shape != tuple(photos.shape[2:]):
+            raise GanstackError(f"{path}: {maps[-1].shape} label map for a {tuple(photos.shape[2:])} image; "
+                                "prepare the set again")
+    return photos, torch.from_numpy(np.stack(maps).astype(np.int64))
+
+
+def _training_set(data_dir: str | Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """The train split's photos and class ids, of a pair set or of a shapes level."""
+    if load_meta(data_dir).get("dataset") == "shapes_aligned":
+        _, photos, labels = load_pairs(data_dir, "train")
+        return photos, labels
+    return load_level(data_dir, "train")
+
+
+def _check_set(data_dir: str | Path) -> None:
+    """A clear error unless data_dir is a shapes pair set or a shapes level."""
+    dataset = load_meta(data_dir).get("dataset")
+    if dataset == "shapes_aligned":
+        load_aligned_meta(data_dir)
+    elif dataset != "shapes":
+        raise GanstackError(f"{Path(data_dir) / 'meta.json'}: dataset {dataset!r} is neither a shapes level nor a "
+                            "shapes pair set; the segmenter trains on those only")
+
+
 # ------------------------------------------------------------------ training
 def _augment(x: torch.Tensor, y: torch.Tensor, shift: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
     """The same random horizontal flip (per image) and shift (per batch) on photos and label maps."""
@@ -192,13 +238,14 @@ def cache_path(data_dir: str | Path, cache_dir: str | Path, seed: int, epochs: i
 def load_or_train_segmenter(data_dir: str | Path, cache_dir: str | Path = "models/judges", device: str = "cpu",
                             seed: int = 0, *, epochs: int = DEFAULT_EPOCHS,
                             max_steps: int | None = None) -> ShapesSegmenter:
-    """The segmenter of a shapes pair set, trained on its train split once and cached under `cache_dir`."""
-    load_aligned_meta(data_dir)  # a clear error when data_dir is not a pair set
+    """The segmenter of a shapes pair set or a shapes level, trained on its train split once and cached
+    under `cache_dir`."""
+    _check_set(data_dir)
     path = cache_path(data_dir, cache_dir, seed, epochs, max_steps)
     if path.is_file():
         return _load_cached(path).to(device)
     print(f"shapes segmenter: training on {data_dir} (once; cached as {path})", file=sys.stderr, flush=True)
-    _, photos, labels = load_pairs(data_dir, "train")
+    photos, labels = _training_set(data_dir)
     net = train_segmenter(photos, labels, seed=seed, epochs=epochs, max_steps=max_steps, device=device)
     with atomic_path(path) as tmp:
         torch.save({"segmenter": net.state_dict(), "version": SEGMENTER_VERSION, "seed": seed}, tmp)
@@ -268,3 +315,32 @@ def evaluate_real(segmenter: ShapesSegmenter, data_dir: str | Path, split: str =
     """The segmenter on the real photos of a split: the reference row beside generated-photo scores."""
     _, photos, labels = load_pairs(data_dir, split)
     return fcn_score(segmenter, zip((to_unit_range(b) for b in photos.split(batch_size)), labels.split(batch_size)))
+
+
+# ------------------------------------------------------------------ boxes (SOA's IoU on shapes levels)
+def region_boxes(class_ids: np.ndarray, per_class: int = BOXES_PER_CLASS,
+                 min_pixels: int = MIN_REGION_PIXELS) -> np.ndarray:
+    """(H, W) class ids (0 background, class id + 1) -> (NUM_CLASSES, per_class, 4) boxes
+    [x0, y0, x1, y1] normalised to the map: one per 8-connected region of a class with at least
+    `min_pixels` pixels, largest first; rows of zeros where a class has fewer regions."""
+    boxes = np.zeros((NUM_CLASSES, per_class, 4), np.float32)
+    h, w = class_ids.shape
+    for label in np.unique(class_ids):
+        if label == 0:
+            continue
+        regions, count = ndimage.label(class_ids == label, structure=np.ones((3, 3)))
+        sizes = np.bincount(regions.ravel(), minlength=count + 1)[1:]
+        spans = ndimage.find_objects(regions)
+        for row, k in enumerate(np.argsort(-sizes, kind="stable")[:per_class]):
+            if sizes[k] < min_pixels:
+                break
+            ys, xs = spans[k]
+            boxes[label - 1, row] = (xs.start / w, ys.start / h, xs.stop / w, ys.stop / h)
+    return boxes
+
+
+def detect_boxes(segmenter: ShapesSegmenter, images: torch.Tensor, per_class: int = BOXES_PER_CLASS) -> torch.Tensor:
+    """(B, NUM_CLASSES, per_class, 4) boxes of every class's regions in the segmentation of images in
+    [-1, 1] (region_boxes); an all-zero row is no box."""
+    ids = segmenter.predict(images).cpu().numpy()
+    return torch.from_numpy(np.stack([region_boxes(m, per_class) for m in ids]))

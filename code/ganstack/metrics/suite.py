@@ -23,14 +23,16 @@ from .reference_cache import ReferenceCache
 
 
 class JudgeFeatures(torch.nn.Module):
-    """The shapes judge as an extractor: pooled features and class probabilities."""
+    """The shapes judge as an extractor: pooled features and class probabilities; with a segmenter
+    also every class's boxes (metrics/shapes_segmenter.detect_boxes), for SOA's IoU scores."""
 
     name = "judge"
 
-    def __init__(self, judge, cache_file: Path):
+    def __init__(self, judge, cache_file: Path, segmenter=None, segmenter_file: Path | None = None):
         super().__init__()
-        self.judge = judge
-        self.identity = str(cache_file)  # the cached judge's file name hashes its data and settings
+        self.judge, self.segmenter = judge, segmenter
+        # the cached files' names hash their data and settings
+        self.identity = str(cache_file) + (f"+{segmenter_file}" if segmenter is not None else "")
 
     @torch.no_grad()
     def forward(self, images_u8: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -38,7 +40,11 @@ class JudgeFeatures(torch.nn.Module):
         probs = self.judge.predict(x)
         # IS wants one distribution per image: the multi-label presences, normalised
         logits = torch.log(probs / probs.sum(dim=1, keepdim=True).clamp_min(1e-12)).clamp_min(-80)
-        return {"pool": self.judge.features(x), "logits": logits, "probs": probs}
+        out = {"pool": self.judge.features(x), "logits": logits, "probs": probs}
+        if self.segmenter is not None:
+            from .shapes_segmenter import detect_boxes
+            out["boxes"] = detect_boxes(self.segmenter, x)
+        return out
 
 
 def extract(extractors: dict[str, Callable], batches_u8: Iterable[torch.Tensor]) -> dict[str, dict[str, torch.Tensor]]:

@@ -7,10 +7,10 @@ it offers; they never branch on a dataset's name. An embedded dataset says:
   ready(cfg)        its data is on disk, so its judges can be asked
   caption_judge(cfg, device)
                     text-to-image: an extractor whose "pool" features give domain FID/KID/IS and
-                    whose "probs" give object accuracy, or None
-  object_accuracy(cfg, split, probs, indices)
-                    that judge's object accuracy of images drawn for the split's images `indices`
-                    (None: every real image of the split, in order)
+                    whose "probs" (and "boxes", where it locates objects) give object accuracy, or None
+  object_accuracy(cfg, split, judged, indices)
+                    that judge's object accuracy from its outputs `judged` for images drawn for the
+                    split's images `indices` (None: every real image of the split, in order)
   real_report(cfg, split, device)
                     the judge's scores of the real split alone (a config without a generator: DAMSM)
   pair_scores(cfg, inputs, outputs, targets, device)
@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+
+import numpy as np
 
 from ...errors import GanstackError
 
@@ -68,7 +70,7 @@ class EmbeddedDataset:
     def caption_judge(self, cfg, device):
         return None
 
-    def object_accuracy(self, cfg, split: str, probs, indices=None) -> dict | None:
+    def object_accuracy(self, cfg, split: str, judged: dict, indices=None) -> dict | None:
         return None
 
     def real_report(self, cfg, split: str, device) -> dict:
@@ -113,12 +115,24 @@ class Shapes(EmbeddedDataset):
             return None
         from ...metrics.shapes_judge import judge_cache_file
         from ...metrics.suite import JudgeFeatures
-        return JudgeFeatures(self._judge(cfg, device), judge_cache_file(cfg.DATA_DIR))
+        segmenter = segmenter_file = None
+        if cfg.EVAL.BOX_IOU:  # the level's segmenter locates the objects (trained once, cached as the judge)
+            from ...metrics.shapes_segmenter import load_or_train_segmenter, segmenter_cache_file
+            segmenter = load_or_train_segmenter(cfg.DATA_DIR, device=str(device))
+            segmenter_file = segmenter_cache_file(cfg.DATA_DIR)
+        return JudgeFeatures(self._judge(cfg, device), judge_cache_file(cfg.DATA_DIR), segmenter, segmenter_file)
 
-    def object_accuracy(self, cfg, split: str, probs, indices=None) -> dict | None:
+    def object_accuracy(self, cfg, split: str, judged: dict, indices=None) -> dict | None:
+        from ...data.pickles import load_pickle
         from ...metrics.shapes_judge import load_labels, score_predictions
         labels = load_labels(cfg.DATA_DIR, split)
-        return score_predictions(probs > 0.5, labels if indices is None else labels[indices])
+        boxes = true_boxes = None
+        if "boxes" in judged:
+            boxes, true_boxes = judged["boxes"], np.asarray(load_pickle(Path(cfg.DATA_DIR) / split / "bboxes.pickle"))
+        if indices is not None:
+            labels = labels[indices]
+            true_boxes = None if true_boxes is None else true_boxes[indices]
+        return score_predictions(judged["probs"] > 0.5, labels, boxes, true_boxes)
 
     def real_report(self, cfg, split: str, device) -> dict:
         if not self.ready(cfg):
