@@ -6,9 +6,11 @@
 #   3. AttnGAN trains on it (cfg/attngan/shapes_single.yml; the --set overrides go here);
 #   4. a sample gallery with attention strips for captions it never saw, then an eval report.
 # The job fills GANSTACK_JOB_MINUTES (30) of wall clock from train.sh's start on any machine: of
-# what is left after the install and a reserve for step 4 (GANSTACK_JOB_RESERVE, 6 minutes), DAMSM
-# gets 60 % and AttnGAN the rest, as TRAIN.MAX_MINUTES (the curves: on 2 CPU cores a 45-epoch
-# encoder and a short GAN run draw more shapes than a 10-epoch encoder and a long one; README).
+# what is left after the install and a reserve for step 4 (GANSTACK_JOB_RESERVE, 4 minutes: twice
+# the 2 it took on a 2-core AMD EPYC, judge training included), DAMSM gets up to 60 % and AttnGAN
+# the rest, as TRAIN.MAX_MINUTES (the curves: on 2 CPU cores a 45-epoch encoder and a short GAN run
+# draw more shapes than a 10-epoch encoder and a long one; README). A CPU with native bf16 finishes
+# the 45 epochs early, and AttnGAN gets the minutes left.
 # Each stage's minutes are written to output/default_job_plan.txt when first decided, so running
 # the job again resumes every step to the same plan; delete the file to plan anew.
 set -euo pipefail
@@ -17,7 +19,7 @@ cd "$root"
 ids="$1"; shift
 one="${ids%%,*}"; [[ "$one" == cpu:* ]] && one=cpu   # sampling and eval run in one process
 total="${GANSTACK_JOB_MINUTES:-30}"
-reserve="${GANSTACK_JOB_RESERVE:-6}"
+reserve="${GANSTACK_JOB_RESERVE:-4}"
 start="${GANSTACK_JOB_START:-$(date +%s)}"
 for name in GANSTACK_JOB_MINUTES GANSTACK_JOB_RESERVE; do
   value="${!name:-0}"
