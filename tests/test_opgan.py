@@ -46,7 +46,7 @@ def tiny_cfg(tmp_path: Path, data_dir: Path, damsm_dir: Path, *extra: str) -> Pa
         "GAN: {GF_DIM: 8, DF_DIM: 8, CONDITION_DIM: 16, Z_DIM: 16, R_NUM: 1, LOCAL_Z_DIM: 8, INIT_LABEL_DIM: 16, "
         "NEXT_LABEL_DIM: 16}",
         "TEXT: {CAPTIONS_PER_IMAGE: 10, WORDS_NUM: 24, EMBEDDING_DIM: 32, CLASSES_NUM: 37}",
-        "EVAL: {BATCH_SIZE: 16, R_PRECISION_CANDIDATES: 4, R_PRECISION_RUNS: 2}",
+        "EVAL: {BATCH_SIZE: 16, R_PRECISION_CANDIDATES: 4, R_PRECISION_RUNS: 2, BOX_IOU: false}",
         *extra,
     ]
     tmp_path.mkdir(parents=True, exist_ok=True)
@@ -141,7 +141,7 @@ def test_eval_reports_soa_with_the_judge_beside_the_real_images(tmp_path, shapes
     assert gen["num_images"] == 240  # SOA's 3 images per caption, each on its image's layout
     for scores in (gen, real):
         assert 0 <= scores["soa_i"] <= 1 and scores["soa_c"] == pytest.approx(scores["class_recall"])
-        assert "soa_c_iou" not in scores  # EVAL.BOX_IOU is off
+        assert "soa_c_iou" not in scores  # EVAL.BOX_IOU is off (tiny_cfg)
 
 
 def test_eval_reports_box_iou_from_the_level_segmenter(tmp_path, shapes_dir, damsm_dir, monkeypatch, capsys):
