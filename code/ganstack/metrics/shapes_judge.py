@@ -45,7 +45,7 @@ from ..data.pickles import load_pickle
 from ..data.synthetic.shapes import COLOURS, NUM_CLASSES, class_name, load_meta
 from ..errors import GanstackError
 from ..io import atomic_path
-from .soa import ClassResult, box_iou, soa_scores
+from .soa import ClassResult, class_iou, soa_scores
 
 JUDGE_VERSION = 1
 JUDGE_SIZE = 64
@@ -257,13 +257,11 @@ def score_predictions(pred: torch.Tensor, labels, boxes: torch.Tensor | None = N
     pred = pred.bool().cpu().numpy()
     if len(truth) != len(pred):
         raise GanstackError(f"judge: {len(pred)} images but {len(truth)} label rows")
-    ious = None if boxes is None else _best_ious(boxes, labels, true_boxes)
     shape_of = np.arange(NUM_CLASSES) // len(COLOURS)
     colour_of = np.arange(NUM_CLASSES) % len(COLOURS)
     exact, recall, colour_acc, shape_acc = [], [], [], []
     hits, counts = np.zeros(NUM_CLASSES), np.zeros(NUM_CLASSES)
-    iou_sums, iou_counts = np.zeros(NUM_CLASSES), np.zeros(NUM_CLASSES)
-    for i, (p, t) in enumerate(zip(pred, truth)):
+    for p, t in zip(pred, truth):
         exact.append(set(np.flatnonzero(p).tolist()) == t)
         if not t:
             continue
@@ -275,9 +273,6 @@ def score_predictions(pred: torch.Tensor, labels, boxes: torch.Tensor | None = N
         for c, f in zip(t, found):
             counts[c] += 1
             hits[c] += f
-            if ious is not None and ious[i].get(c) is not None:
-                iou_sums[c] += ious[i][c]
-                iou_counts[c] += 1
     seen = counts > 0
     mean = lambda v: float(np.mean(v)) if len(v) else float("nan")  # noqa: E731
     out = {"exact_match": mean(exact), "object_recall": mean(recall),
@@ -286,36 +281,31 @@ def score_predictions(pred: torch.Tensor, labels, boxes: torch.Tensor | None = N
     if seen.any():  # the judge as SOA's detector: each image counts for every class its caption names
         classes = [ClassResult(int(c), class_name(int(c)), int(counts[c]), int(hits[c]))
                    for c in np.flatnonzero(seen)]
-        if ious is not None:
+        if boxes is not None:
+            ious = _class_ious(boxes, labels, true_boxes, [r.label for r in classes])
             for r in classes:
-                r.iou_images = int(iou_counts[r.label])
-                r.iou = float(iou_sums[r.label] / iou_counts[r.label]) if iou_counts[r.label] else 0.0
+                r.iou, r.iou_images = ious[r.label]
         soa = soa_scores(classes).scores
         out.update(soa_c=soa["SOA-C"], soa_i=soa["SOA-I"])
-        if ious is not None:
+        if boxes is not None:
             out.update(soa_c_iou=soa["SOA-C-IoU"], soa_i_iou=soa["SOA-I-IoU"])
     return out
 
 
-def _best_ious(boxes: torch.Tensor, labels, true_boxes) -> list[dict[int, float]]:
-    """Per image, class -> the best IoU between its true boxes and its detected boxes (classes with both)."""
+def _class_ious(boxes: torch.Tensor, labels, true_boxes, classes) -> dict[int, tuple[float, int]]:
+    """class -> (mean IoU, images) by SOA's own per-class rule (metrics/soa.class_iou), detections being
+    the non-empty rows of `boxes` and ground truth the images' true boxes."""
     if true_boxes is None:
         raise GanstackError("judge: detected boxes need the images' true boxes (bboxes.pickle) to score IoU")
     boxes = np.asarray(boxes.cpu() if torch.is_tensor(boxes) else boxes)
     rows = np.asarray(labels.cpu() if torch.is_tensor(labels) else labels).reshape(len(boxes), -1)
     true_boxes = np.asarray(true_boxes, dtype=np.float64).reshape(len(boxes), -1, 4)
-    out = []
-    for found, row, truth in zip(boxes, rows, true_boxes):
-        best: dict[int, float] = {}
-        for c, (x, y, w, h) in zip(row, truth):
-            if c < 0:
-                continue
-            dets = [b for b in found[c] if b[2] > b[0]]
-            if dets:
-                score = max(box_iou((x, y, x + w, y + h), b) for b in dets)
-                best[int(c)] = max(best.get(int(c), 0.0), score)
-        out.append(best)
-    return out
+    found, truth = {}, {}
+    for i, (per_class, row, gt) in enumerate(zip(boxes, rows, true_boxes)):
+        hits = [(c, box.tolist()) for c, rows_c in enumerate(per_class) for box in rows_c if box[2] > box[0]]
+        found[i] = ([box for _, box in hits], [c for c, _ in hits])
+        truth[i] = [[], [int(c) for c in row if c >= 0], [b.tolist() for c, b in zip(row, gt) if c >= 0]]
+    return {int(c): class_iou(found, truth, int(c)) for c in classes}
 
 
 def score_images(judge: ShapesJudge, batches: Iterable[torch.Tensor], labels, threshold: float = 0.5) -> dict:

@@ -175,22 +175,15 @@ def load_level(data_dir: str | Path, split: str) -> tuple[torch.Tensor, torch.Te
     return photos, torch.from_numpy(np.stack(maps).astype(np.int64))
 
 
-def _training_set(data_dir: str | Path) -> tuple[torch.Tensor, torch.Tensor]:
-    """The train split's photos and class ids, of a pair set or of a shapes level."""
-    if load_meta(data_dir).get("dataset") == "shapes_aligned":
-        _, photos, labels = load_pairs(data_dir, "train")
-        return photos, labels
-    return load_level(data_dir, "train")
-
-
-def _check_set(data_dir: str | Path) -> None:
-    """A clear error unless data_dir is a shapes pair set or a shapes level."""
+def _set_kind(data_dir: str | Path) -> str:
+    """"pairs" or "level"; a clear error unless data_dir is a shapes pair set or a shapes level."""
     dataset = load_meta(data_dir).get("dataset")
     if dataset == "shapes_aligned":
-        load_aligned_meta(data_dir)
-    elif dataset != "shapes":
+        return "pairs"
+    if dataset != "shapes":
         raise GanstackError(f"{Path(data_dir) / 'meta.json'}: dataset {dataset!r} is neither a shapes level nor a "
                             "shapes pair set; the segmenter trains on those only")
+    return "level"
 
 
 # ------------------------------------------------------------------ training
@@ -240,12 +233,12 @@ def load_or_train_segmenter(data_dir: str | Path, cache_dir: str | Path = "model
                             max_steps: int | None = None) -> ShapesSegmenter:
     """The segmenter of a shapes pair set or a shapes level, trained on its train split once and cached
     under `cache_dir`."""
-    _check_set(data_dir)
+    kind = _set_kind(data_dir)
     path = cache_path(data_dir, cache_dir, seed, epochs, max_steps)
     if path.is_file():
         return _load_cached(path).to(device)
     print(f"shapes segmenter: training on {data_dir} (once; cached as {path})", file=sys.stderr, flush=True)
-    photos, labels = _training_set(data_dir)
+    photos, labels = load_pairs(data_dir, "train")[1:] if kind == "pairs" else load_level(data_dir, "train")
     net = train_segmenter(photos, labels, seed=seed, epochs=epochs, max_steps=max_steps, device=device)
     with atomic_path(path) as tmp:
         torch.save({"segmenter": net.state_dict(), "version": SEGMENTER_VERSION, "seed": seed}, tmp)
