@@ -36,7 +36,9 @@ Similarities are scaled by gamma3 before the softmax, and pairs whose image and 
 belong to the same class (but are not the true pair) are masked to -inf, since they are
 not real negatives. These functions reproduce AttnGAN's ``words_loss`` / ``sent_loss``
 exactly, but compare all captions with all images in one batched computation instead of
-a Python loop over captions. Under autocast (bf16/fp16) they run in float32: the
+a Python loop over captions, and take each word's cosine with its region context from the
+attention's dot products and the regions' Gram matrix rather than forming every pair's
+context vectors (``_context_cosine``). Under autocast (bf16/fp16) they run in float32: the
 exp/log/softmax chain loses too much in 8 mantissa bits; float64 inputs stay float64.
 """
 
