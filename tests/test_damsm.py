@@ -267,6 +267,23 @@ def test_word_loss_equals_naive(damsm_inputs, masked):
     assert grads[1].transpose(1, 2)[torch.arange(7) >= lens[:, None]].abs().max() == 0
 
 
+@pytest.mark.parametrize("features", [8, 32])  # 12 regions: contexts formed (8) or through the Gram matrix (32)
+def test_word_similarity_paths_equal_attngan_loop(features):
+    g = torch.Generator().manual_seed(7)
+    img = torch.randn(5, features, 3, 4, dtype=torch.float64, generator=g, requires_grad=True)
+    lens = torch.tensor([6, 2, 1, 4, 6])
+    words = torch.randn(5, features, 6, dtype=torch.float64, generator=g)
+    words = (words * (torch.arange(6) < lens[:, None])[:, None]).requires_grad_()
+    sim, _ = word_similarity(img, words, lens, G1, G2)
+    torch.testing.assert_close(sim.T, _attngan_loop_sim(img, words, lens), rtol=1e-10, atol=1e-12)
+    loss0, loss1, _ = damsm_word_loss(img, words, lens, None, G1, G2, G3)
+    ref0, ref1, _, _ = _naive_word_loss(img, words, lens, None)
+    grads = torch.autograd.grad(loss0 + 2 * loss1, (img, words))
+    ref_grads = torch.autograd.grad(ref0 + 2 * ref1, (img, words))
+    for got, ref in zip(grads, ref_grads):
+        torch.testing.assert_close(got, ref, rtol=1e-8, atol=1e-10)
+
+
 def test_word_similarity_ignores_padding_values(damsm_inputs):
     img, words, lens, _ = damsm_inputs
     noisy = words.detach() + 5 * (torch.arange(7) >= lens[:, None])[:, None]
