@@ -38,8 +38,8 @@ not real negatives. These functions reproduce AttnGAN's ``words_loss`` / ``sent_
 exactly, but compare all captions with all images in one batched computation instead of
 a Python loop over captions, and take each word's cosine with its region context from the
 attention's dot products and the regions' Gram matrix rather than forming every pair's
-context vectors where there are fewer regions than features (``_context_cosine``). Under autocast (bf16/fp16) they run in float32: the
-exp/log/softmax chain loses too much in 8 mantissa bits; float64 inputs stay float64.
+context vectors where there are fewer regions than features (``_context_cosine``). Under
+autocast (bf16/fp16) they run in float32: the exp/log/softmax chain loses too much in 8 mantissa bits; float64 inputs stay float64.
 """
 
 from __future__ import annotations
@@ -115,9 +115,12 @@ def _context_cosine(ctx: torch.Tensor, words: torch.Tensor, dots: torch.Tensor, 
     attn^T (ctx_i^T ctx_i) attn: N x N x T multiplications per pair instead of D x N x T, so
     cheaper when the regions N are fewer than the features D (a quarter at 256 features and 8x8
     regions, and no Bc x Bi x D x T tensor to keep for backward; 2.6x faster forward and backward
-    at batch 48 on one CPU thread), dearer at Inception's 17x17 regions (1.2x slower there).
+    at batch 48 on one CPU thread), dearer at Inception's 17x17 regions (1.2x slower), where the
+    contexts are formed as AttnGAN does.
 
     ctx (Bi, D, N), words (Bc, D, T), dots and attn (Bc, Bi, N, T) -> (Bc, Bi, T)."""
+    if ctx.shape[2] >= ctx.shape[1]:  # Inception's 17x17 regions of 256 features: form the contexts
+        return _cosine(torch.einsum("idn,cint->cidt", ctx, attn), words[:, None], dim=2, eps=eps)
     dot = (attn * dots).sum(2)
     gram = torch.bmm(ctx.transpose(1, 2), ctx)                  # Bi x N x N
     context_sq = (attn * torch.einsum("inm,cimt->cint", gram, attn)).sum(2)
@@ -149,11 +152,7 @@ def word_similarity(img_features: torch.Tensor, words: torch.Tensor, cap_lens: t
         attn = dots.masked_fill(~valid[:, None, None, :], float("-inf"))
         attn = torch.softmax(attn, dim=3)                       # eq. 8: over the caption's words
         attn = torch.softmax(attn * gamma1, dim=2)              # eq. 9: over regions
-        if ctx.shape[2] < ctx.shape[1]:  # fewer regions than features (the small CNN's 8x8): the Gram way is cheaper
-            cos = _context_cosine(ctx, words, dots, attn)       # Bc x Bi x T
-        else:                            # Inception's 17x17 regions of 256 features: form the contexts
-            context = torch.einsum("idn,cint->cidt", ctx, attn)  # Bc x Bi x D x T
-            cos = _cosine(context, words[:, None], dim=2)
+        cos = _context_cosine(ctx, words, dots, attn)           # Bc x Bi x T: each word with its context
         # log(sum exp) over each caption's own words; padded words contribute exp(-inf) = 0.
         sim = (cos * gamma2).masked_fill(~valid[:, None, :], float("-inf")).logsumexp(dim=2)
     lens = torch.as_tensor(cap_lens).tolist()
