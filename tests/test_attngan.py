@@ -18,6 +18,7 @@ from ganstack.config import load_config
 from ganstack.data.attngan import TextImageDataset
 from ganstack.data.synthetic.shapes import prepare_shapes
 from ganstack.engine.checkpoint import latest_checkpoint, load_checkpoint
+from ganstack.engine.evaluate import load_variant
 from ganstack.variants import get_variant
 from ganstack.variants.attngan import build_networks
 
@@ -125,6 +126,18 @@ def test_stop_and_resume_gives_the_same_networks_and_ema(tmp_path, shapes_dir, d
         for net in nets:
             for key, value in a[group][net].items():
                 assert torch.equal(value, b[group][net][key]), f"{group}.{net}.{key} differs"
+
+
+def test_sampling_takes_the_averaged_generator_unless_ema_decay_is_zero(tmp_path, shapes_dir, damsm_dir):
+    cfg = tiny_cfg(tmp_path, shapes_dir, damsm_dir)
+    assert main(["train", str(cfg), "--device", "cpu"]) == 0
+    path = latest_checkpoint(tmp_path / "output/tiny/checkpoints")
+    state = load_checkpoint(path)
+    for decay, group in (("0.999", "ema"), ("0", "nets")):  # 0: G as trained, as `--set TRAIN.EMA_DECAY=0` says
+        variant, _, _ = load_variant(load_config(cfg, [f"TRAIN.EMA_DECAY={decay}"]), path, device="cpu")
+        loaded = variant.nets["G"].state_dict()
+        assert all(torch.equal(loaded[k], state[group]["G"][k]) for k in loaded), f"EMA_DECAY {decay}"
+    assert any(not torch.equal(state["ema"]["G"][k], state["nets"]["G"][k]) for k in state["nets"]["G"])
 
 
 def test_diff_augment_reaches_every_discriminator(tmp_path, shapes_dir, damsm_dir):

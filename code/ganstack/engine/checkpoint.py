@@ -59,9 +59,10 @@ def verify_checkpoint(path: Path) -> None:
         raise GanstackError(f"{path}: damaged checkpoint (its record {bad} fails the CRC check)")
 
 
-def net_weights(state: dict, name: str) -> dict | None:
-    """Network `name`'s weights in a checkpoint: its EMA copy when the run kept one, else the net."""
-    return state.get("ema", {}).get(name) or state.get("nets", {}).get(name)
+def net_weights(state: dict, name: str, averaged: bool = True) -> dict | None:
+    """Network `name`'s weights in a checkpoint: its EMA copy when the run kept one (and `averaged`),
+    else the net as trained."""
+    return (averaged and state.get("ema", {}).get(name)) or state.get("nets", {}).get(name)
 
 
 def check_same_settings(state: dict, cfg, keys: tuple[str, ...], path) -> None:

@@ -25,9 +25,10 @@ from .trainer import run_dir_of, seed_everything
 
 def load_variant(cfg: Config, ckpt: str | Path | None, device: str = "auto", precision: str = "fp32"):
     """The variant of `cfg` with the weights of `ckpt`, else TRAIN.NET_G, else the run's latest
-    checkpoint; EMA nets when kept. TRAIN.NET_G may also be a bare generator state dict (not for
-    variants whose TRAIN.NET_G is the generator's starting point, as SRGAN's). `precision` bf16 /
-    fp16 samples under autocast; TRAIN.CHANNELS_LAST keeps the nets NHWC, as in training."""
+    checkpoint; EMA nets when kept, unless TRAIN.EMA_DECAY is 0 (then the nets as trained).
+    TRAIN.NET_G may also be a bare generator state dict (not for variants whose TRAIN.NET_G is the
+    generator's starting point, as SRGAN's). `precision` bf16 / fp16 samples under autocast;
+    TRAIN.CHANNELS_LAST keeps the nets NHWC, as in training."""
     if precision not in AUTOCAST_DTYPES:
         raise GanstackError(f"--precision {precision}: choose fp32, bf16 or fp16")
     uses_net_g = not get_variant(cfg.VARIANT).net_g_initialises  # SRGAN: NET_G is where training starts
@@ -51,7 +52,7 @@ def load_variant(cfg: Config, ckpt: str | Path | None, device: str = "auto", pre
     if generator_only:  # it is the generator that samples (aging_cycle: AGING.SAMPLE_DIRECTION's)
         state = {"nets": {variant.generator_name(): state}, "step": None}
     for name, net in variant.nets.items():
-        weights = net_weights(state, name)
+        weights = net_weights(state, name, averaged=name in variant.ema_nets)  # EMA_DECAY 0: ema_nets is ()
         if weights is not None and hasattr(variant, "adapt_authors_weights"):
             weights = variant.adapt_authors_weights(name, weights)
         if weights is None:
