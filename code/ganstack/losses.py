@@ -39,7 +39,8 @@ exactly, but compare all captions with all images in one batched computation ins
 a Python loop over captions, and take each word's cosine with its region context from the
 attention's dot products and the regions' Gram matrix rather than forming every pair's
 context vectors where there are fewer regions than features (``_context_cosine``). Under
-autocast (bf16/fp16) they run in float32: the exp/log/softmax chain loses too much in 8 mantissa bits; float64 inputs stay float64.
+autocast (bf16/fp16) they run in float32: the exp/log/softmax chain loses too much in 8
+mantissa bits; float64 inputs stay float64.
 """
 
 from __future__ import annotations

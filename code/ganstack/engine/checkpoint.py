@@ -62,7 +62,8 @@ def verify_checkpoint(path: Path) -> None:
 def net_weights(state: dict, name: str, averaged: bool = True) -> dict | None:
     """Network `name`'s weights in a checkpoint: its EMA copy when the run kept one (and `averaged`),
     else the net as trained."""
-    return (averaged and state.get("ema", {}).get(name)) or state.get("nets", {}).get(name)
+    kept = state.get("ema", {}).get(name) if averaged else None
+    return kept or state.get("nets", {}).get(name)
 
 
 def check_same_settings(state: dict, cfg, keys: tuple[str, ...], path) -> None:
