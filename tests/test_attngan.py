@@ -82,6 +82,16 @@ def test_attndcgan_has_one_image_and_one_discriminator(tmp_path, shapes_dir, dam
     assert state["nets"]["D0"]["img_code_s16.8.weight"].shape[-1] == 4  # D judges the 64 px image (D_NET64)
 
 
+def test_a_16_to_32_px_tree_trains_with_a_16_px_discriminator(tmp_path, shapes_dir, damsm_dir):
+    # CPU-sized trees start at 16 px: D_NET16 halves twice and keeps a 4x4 code with 3x3 convs
+    cfg = tiny_cfg(tmp_path, shapes_dir, damsm_dir)
+    assert main(["train", str(cfg), "--device", "cpu", *sets(TREE__BASE_SIZE=16)]) == 0
+    nets = load_checkpoint(latest_checkpoint(tmp_path / "output/tiny/checkpoints"))["nets"]
+    strided = {name: [w.shape[-1] for k, w in nets[name].items() if k.startswith("img_code_s16") and w.dim() == 4]
+               for name in ("D0", "D1")}
+    assert strided == {"D0": [4, 4, 3, 3], "D1": [4, 4, 4, 3]}  # 16 -> 4 px and 32 -> 4 px
+
+
 def test_attention_strip_and_gallery_for_unseen_captions_and_eval_r_precision(tmp_path, shapes_dir, damsm_dir,
                                                                               capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the judge caches under ./models/judges

@@ -199,18 +199,22 @@ def _d_norm(kind: str, channels: int) -> nn.Module:
     return nn.BatchNorm2d(channels) if kind == "batch" else nn.Identity()
 
 
-def encode_by_16(ndf: int, last_stride: int = 2, norm: str = "batch") -> nn.Sequential:
+def encode_by_16(ndf: int, last_stride: int = 2, norm: str = "batch", *, image_size: int = 0) -> nn.Sequential:
     """Four stride-2 4x4 convs: (3, S, S) -> (ndf*8, S/16, S/16); no norm on the first.
-    last_stride=1 (a 3x3 conv last) stops at S/8, for 32 px images. Convs carry a bias only
-    where no batch norm follows them."""
+    last_stride=1 (a 3x3 conv last) stops at S/8, for 32 px images; image_size 16 makes the
+    last two 3x3 convs (16 -> 8 -> 4 px), the CPU-sized 16 -> 32 px trees' first stage. Convs carry
+    a bias only where no batch norm follows them."""
     bias = norm != "batch"
-    last = (nn.Conv2d(ndf * 4, ndf * 8, 4, 2, 1, bias=bias) if last_stride == 2
-            else nn.Conv2d(ndf * 4, ndf * 8, 3, 1, 1, bias=bias))
+    strides = {16: (2, 2, 1, 1), 32: (2, 2, 2, 1)}.get(image_size, (2, 2, 2, last_stride))
+
+    def conv(cin: int, cout: int, stride: int) -> nn.Conv2d:
+        return nn.Conv2d(cin, cout, 4, 2, 1, bias=bias) if stride == 2 else nn.Conv2d(cin, cout, 3, 1, 1, bias=bias)
+
     return nn.Sequential(
-        nn.Conv2d(3, ndf, 4, 2, 1, bias=bias), _leaky(),
-        nn.Conv2d(ndf, ndf * 2, 4, 2, 1, bias=bias), _d_norm(norm, ndf * 2), _leaky(),
-        nn.Conv2d(ndf * 2, ndf * 4, 4, 2, 1, bias=bias), _d_norm(norm, ndf * 4), _leaky(),
-        last, _d_norm(norm, ndf * 8), _leaky())
+        conv(3, ndf, strides[0]), _leaky(),
+        conv(ndf, ndf * 2, strides[1]), _d_norm(norm, ndf * 2), _leaky(),
+        conv(ndf * 2, ndf * 4, strides[2]), _d_norm(norm, ndf * 4), _leaky(),
+        conv(ndf * 4, ndf * 8, strides[3]), _d_norm(norm, ndf * 8), _leaky())
 
 
 def down_block(cin: int, cout: int, norm: str = "batch") -> nn.Sequential:
@@ -239,7 +243,7 @@ class LogitHead(nn.Module):
 
 
 class StageDiscriminator(nn.Module):
-    """D_NET64, D_NET128, D_NET256 and beyond (any power-of-two image_size >= 32): encodes the
+    """D_NET64, D_NET128, D_NET256 and beyond (any power-of-two image_size >= 16): encodes the
     image to (ndf*8, 4, 4); `COND_DNET` and `UNCOND_DNET` score it with and without the sentence
     (either may be left out: conditional=False, unconditional=False).
     norm: batch (the original) | spectral (batch norm removed, convs with biases; apply
@@ -251,9 +255,9 @@ class StageDiscriminator(nn.Module):
         if norm not in D_NORMS:
             raise ValueError(f"discriminator norm {norm!r} is not one of {D_NORMS}")
         ndf, size = df_dim, 16
-        stage = max(_log2(image_size, "discriminator image size", minimum=32) - 6, 0)  # down-blocks after /16
+        stage = max(_log2(image_size, "discriminator image size", minimum=16) - 6, 0)  # down-blocks after /16
         self.image_size = image_size
-        self.img_code_s16 = encode_by_16(ndf, last_stride=1 if image_size == 32 else 2, norm=norm)
+        self.img_code_s16 = encode_by_16(ndf, norm=norm, image_size=image_size)
         width = ndf * 8
         self._after_s16 = []                        # the original's names, in forward order
         for _ in range(stage):                      # halve the map, double the channels

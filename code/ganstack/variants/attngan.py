@@ -69,8 +69,8 @@ def stage_sizes(cfg) -> list[int]:
     base, stages = cfg.TREE.BASE_SIZE, cfg.TREE.BRANCH_NUM
     if stages < 1:
         raise GanstackError(f"TREE.BRANCH_NUM={stages}: AttnGAN needs at least one stage")
-    if base < 32 or base & (base - 1):
-        raise GanstackError(f"TREE.BASE_SIZE={base}: AttnGAN's first stage is a power of two >= 32; set e.g. 64")
+    if base < 16 or base & (base - 1):
+        raise GanstackError(f"TREE.BASE_SIZE={base}: AttnGAN's first stage is a power of two >= 16; set e.g. 64")
     return [base * 2 ** i for i in range(stages)]
 
 
