@@ -199,13 +199,12 @@ def _d_norm(kind: str, channels: int) -> nn.Module:
     return nn.BatchNorm2d(channels) if kind == "batch" else nn.Identity()
 
 
-def encode_by_16(ndf: int, last_stride: int = 2, norm: str = "batch", *, image_size: int = 0) -> nn.Sequential:
-    """Four stride-2 4x4 convs: (3, S, S) -> (ndf*8, S/16, S/16); no norm on the first.
-    last_stride=1 (a 3x3 conv last) stops at S/8, for 32 px images; image_size 16 makes the
-    last two 3x3 convs (16 -> 8 -> 4 px), the CPU-sized 16 -> 32 px trees' first stage. Convs carry
-    a bias only where no batch norm follows them."""
+def encode_by_16(ndf: int, norm: str = "batch", *, image_size: int = 64) -> nn.Sequential:
+    """Four 4x4 stride-2 convs: (3, S, S) -> (ndf*8, S/16, S/16); no norm on the first. Smaller
+    images keep a 4x4 code with 3x3 stride-1 convs last: one for 32 px, two for 16 px (the CPU-sized
+    16 -> 32 px trees' first stage). Convs carry a bias only where no batch norm follows them."""
     bias = norm != "batch"
-    strides = {16: (2, 2, 1, 1), 32: (2, 2, 2, 1)}.get(image_size, (2, 2, 2, last_stride))
+    strides = {16: (2, 2, 1, 1), 32: (2, 2, 2, 1)}.get(image_size, (2, 2, 2, 2))
 
     def conv(cin: int, cout: int, stride: int) -> nn.Conv2d:
         return nn.Conv2d(cin, cout, 4, 2, 1, bias=bias) if stride == 2 else nn.Conv2d(cin, cout, 3, 1, 1, bias=bias)
