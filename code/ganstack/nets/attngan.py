@@ -204,7 +204,8 @@ def encode_by_16(ndf: int, norm: str = "batch", *, image_size: int = 64) -> nn.S
     images keep a 4x4 code with 3x3 stride-1 convs last: one for 32 px, two for 16 px (the CPU-sized
     16 -> 32 px trees' first stage). Convs carry a bias only where no batch norm follows them."""
     bias = norm != "batch"
-    strides = {16: (2, 2, 1, 1), 32: (2, 2, 2, 1)}.get(image_size, (2, 2, 2, 2))
+    halvings = min(_log2(image_size, "discriminator image size", minimum=16) - 2, 4)  # to 4x4, at most /16
+    strides = [2 if i < halvings else 1 for i in range(4)]
 
     def conv(cin: int, cout: int, stride: int) -> nn.Conv2d:
         return nn.Conv2d(cin, cout, 4, 2, 1, bias=bias) if stride == 2 else nn.Conv2d(cin, cout, 3, 1, 1, bias=bias)
